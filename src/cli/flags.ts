@@ -1,0 +1,32 @@
+import { Flags } from '@oclif/core'
+
+/** Which pod and container: shared by every command that reaches the management pod. */
+export const targetFlags = {
+  pod: Flags.string({ summary: 'Use this pod instead of finding the management pod.', helpGroup: 'TARGET' }),
+  selector: Flags.string({
+    char: 'l',
+    summary: 'Label selector that finds the management pod (default: its Akamas labels, name or Deployment).',
+    helpGroup: 'TARGET',
+  }),
+  container: Flags.string({
+    char: 'c',
+    summary: 'Container in the pod (default: the first, or kubectl.kubernetes.io/default-container).',
+    helpGroup: 'TARGET',
+  }),
+}
+
+/** Where the SSH credentials are: shared by password, ssh and the tunnel commands. */
+export const credentialFlags = {
+  secret: Flags.string({
+    summary: 'Secret that holds the SSH password or key (default: the one the pod references, or well-known names).',
+    helpGroup: 'CREDENTIALS',
+  }),
+  'password-field': Flags.string({ summary: 'Key of the password in the Secret.', helpGroup: 'CREDENTIALS' }),
+  'key-field': Flags.string({ summary: 'Key of the private key in the Secret.', helpGroup: 'CREDENTIALS' }),
+}
+
+export const escapeCharFlag = Flags.string({
+  char: 'e',
+  summary: "Escape character for the session (as ssh -e); 'none' disables ~. and friends.",
+  default: '~',
+})

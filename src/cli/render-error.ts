@@ -1,0 +1,76 @@
+import { AccessError, ExitCode, RemoteExit, toError } from '../errors.js'
+import { redact } from '../redact.js'
+
+export interface RenderedError {
+  /** What goes to stderr, already redacted; empty when the failure is silent (a remote exit status, Ctrl-C). */
+  text: string
+  exitCode: number
+  json: { error: { message: string; hint?: string; exitCode: number; name: string } } | undefined
+}
+
+interface OclifError {
+  oclif?: { exit?: number }
+  parse?: unknown
+}
+
+/**
+ * The one place where anything thrown becomes what the user sees: a one-line message, a hint, an exit code.
+ * Stacks only with --debug. Every string goes through `redact`, so no secret can leak through an error.
+ */
+export function renderError(thrown: unknown, options: { debug: boolean; color: boolean }): RenderedError {
+  if (thrown instanceof RemoteExit) return { text: '', exitCode: thrown.exitCode, json: undefined }
+  const error = toError(thrown)
+  let message: string
+  let hint: string | undefined
+  let exitCode: number
+  if (error instanceof AccessError) {
+    message = error.message
+    hint = error.hint
+    exitCode = error.exitCode
+    if (exitCode === ExitCode.cancelled) return { text: '', exitCode, json: undefined }
+  } else if (isOclifUsageError(error)) {
+    // oclif's parser errors span several lines (the flag list, "See more help with --help"): keep the first.
+    message = firstLine(error.message)
+    hint = 'run the command with --help to see its flags and arguments'
+    exitCode = ExitCode.usage
+  } else {
+    message = firstLine(error.message) || error.name
+    hint = 'this looks like a bug in akm-access; rerun with --debug and report the output'
+    exitCode = ExitCode.internal
+  }
+  message = redact(message)
+  hint = hint === undefined ? undefined : redact(hint)
+  const paint = (code: string, text: string) => (options.color ? `\u001b[${code}m${text}\u001b[0m` : text)
+  let text = `${paint('31;1', 'Error:')} ${message}\n`
+  if (hint) text += `${paint('2', 'Hint:')} ${hint}\n`
+  if (options.debug) text += redact(describeChain(error))
+  return {
+    text,
+    exitCode,
+    json: { error: { message, ...(hint ? { hint } : {}), exitCode, name: error.name } },
+  }
+}
+
+function isOclifUsageError(error: Error): boolean {
+  const oclif = (error as OclifError).oclif
+  return Boolean((error as OclifError).parse) || oclif?.exit === 2 || error.name === 'NonExistentFlagsError'
+}
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .find(Boolean) ?? ''
+  )
+}
+
+function describeChain(error: Error): string {
+  let text = ''
+  let current: unknown = error
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    text += `${depth === 0 ? '' : 'Caused by: '}${current.stack ?? current.message}\n`
+    current = current.cause
+  }
+  return text
+}

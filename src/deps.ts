@@ -1,0 +1,74 @@
+/**
+ * The composition root: the only place that builds the real adapters. Expensive ones are lazy, so a command that
+ * never talks to the cluster never reads a kubeconfig, and `--help` imports nothing heavy.
+ */
+import type { KubeClient } from './kube/client.js'
+import type { KubeConnection } from './kube/types.js'
+import { createLogger, type Logger } from './log.js'
+import type { Io } from './terminal/io.js'
+import { createPrompter, type Prompter } from './terminal/prompter.js'
+
+export interface GlobalFlags {
+  kubeconfig?: string | undefined
+  context?: string | undefined
+  namespace?: string | undefined
+  'request-timeout'?: string | undefined
+  debug?: boolean | undefined
+}
+
+export interface Deps {
+  io: Io
+  logger: Logger
+  prompter: Prompter
+  /** The API client for the resolved kubeconfig and context, created on first use. */
+  kube(): Promise<KubeClient>
+  /** Releases what was opened (kept-alive connections), so that the process can exit at once. */
+  close(): Promise<void>
+}
+
+export function createDeps(io: Io, flags: GlobalFlags): Deps {
+  const logger = createLogger(Boolean(flags.debug), (text) => io.stderr.write(text))
+  let client: Promise<KubeClient> | undefined
+  return {
+    io,
+    logger,
+    prompter: createPrompter(io),
+    kube() {
+      client ??= createKubeClient(io, flags, logger)
+      return client
+    },
+    async close() {
+      const opened = client
+      client = undefined
+      if (opened)
+        await opened.then(
+          (kube) => kube.close(),
+          () => {},
+        )
+    },
+  }
+}
+
+async function createKubeClient(io: Io, flags: GlobalFlags, logger: Logger): Promise<KubeClient> {
+  const [{ resolveConnection, defaultKubeEnvironment }, { KubeClient }, { parseRequestTimeout }] = await Promise.all([
+    import('./kube/kubeconfig.js'),
+    import('./kube/client.js'),
+    import('./kube/duration.js'),
+  ])
+  const requestTimeoutMs = parseRequestTimeout(flags['request-timeout'] ?? '30s')
+  const environment = defaultKubeEnvironment(io.env)
+  const connection: KubeConnection = await resolveConnection(
+    { kubeconfig: flags.kubeconfig, context: flags.context, namespace: flags.namespace },
+    environment,
+  )
+  logger.debug(
+    `context ${connection.context?.value ?? '(in-cluster)'} (${connection.context?.from ?? 'service account'}), ` +
+      `server ${connection.cluster.server}, namespace ${connection.namespace.value} (${connection.namespace.from})`,
+  )
+  return new KubeClient(connection, {
+    requestTimeoutMs,
+    env: io.env,
+    logger,
+    homeDir: environment.homeDir,
+  })
+}
