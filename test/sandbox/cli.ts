@@ -1,0 +1,50 @@
+/**
+ * `npm run sandbox`: start the sandbox in the foreground so that a person can try every command against it.
+ * `npm run demo`: the same, then open an interactive session into its management pod and stop when it ends.
+ */
+import { spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+import { Sandbox } from './index.js'
+
+const demo = process.argv.includes('--demo')
+const sandbox = await Sandbox.start()
+let stopping = false
+async function stop(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true
+    await sandbox.stop()
+  }
+  process.exit(code)
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(130))
+
+const bin = resolve('bin/run.js')
+if (demo) {
+  process.stderr.write(`sandbox: Kubernetes API at ${sandbox.url}, management pod ${sandbox.currentPodName}\n`)
+  process.stderr.write('demo: opening a shell in the management pod (type exit to leave)\n\n')
+  const child = spawn(process.execPath, [bin, 'shell'], {
+    stdio: 'inherit',
+    env: { ...process.env, KUBECONFIG: sandbox.kubeconfigPath },
+  })
+  // The demo's own Ctrl-C belongs to the session: let the child handle it.
+  process.removeAllListeners('SIGINT')
+  process.on('SIGINT', () => {})
+  child.on('exit', (code) => void stop(code ?? 1))
+} else {
+  process.stdout.write(
+    [
+      `Sandbox Kubernetes API server: ${sandbox.url} (Kubernetes v1.32, namespace ${sandbox.namespace})`,
+      `Management pod: ${sandbox.currentPodName} (sshd on 127.0.0.1:${sandbox.runtime(sandbox.currentPodName).sshPort}, /work = ${sandbox.workDir})`,
+      '',
+      'In another terminal:',
+      `  export KUBECONFIG=${sandbox.kubeconfigPath}`,
+      `  ${bin} shell            # a shell in the management pod`,
+      `  ${bin} password         # the SSH password from the Secret`,
+      '  kubectl get pods',
+      '  kubectl exec -it deploy/management-pod -- bash',
+      '',
+      'Press Ctrl-C to stop the sandbox.',
+      '',
+    ].join('\n'),
+  )
+}
