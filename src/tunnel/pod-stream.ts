@@ -1,0 +1,141 @@
+/**
+ * One TCP connection to a port of the pod, as a Duplex, over the API server's port-forward subresource (plain
+ * WebSocket, `v4.channel.k8s.io`: channel 0 data, channel 1 errors, a 2-byte port prefix on each). It is the only
+ * tunnel primitive: `ssh` hands it to ssh2 as its socket, `proxy` joins it to stdin/stdout, `forward` makes one per
+ * accepted local connection. Unlike client-node's PortForward it ends the stream when the WebSocket closes,
+ * applies backpressure both ways, surfaces the kubelet's error text, and pings to outlive idle timeouts.
+ */
+import { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import { AccessError, ExitCode } from '../errors.js'
+import type { KubeClient } from '../kube/client.js'
+import { openWebSocket } from '../kube/websocket.js'
+
+export interface PodStreamTarget {
+  namespace: string
+  podName: string
+}
+
+export interface PodStreamOptions {
+  /** WebSocket ping interval (default 20 s: under the 60 s idle timeout of common load balancers). */
+  pingIntervalMs?: number
+}
+
+/** Opens a stream to `port` in the pod. Rejects with a mapped AccessError if the upgrade is refused. */
+export async function openPodStream(
+  client: KubeClient,
+  target: PodStreamTarget,
+  port: number,
+  options: PodStreamOptions = {},
+): Promise<PodStream> {
+  const path = `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.podName)}/portforward`
+  const { ws } = await openWebSocket(client, path, { ports: String(port) }, ['v4.channel.k8s.io'])
+  return new PodStream(ws, target, port, options.pingIntervalMs ?? 20_000)
+}
+
+const dataChannel = 0
+const errorChannel = 1
+
+export class PodStream extends Duplex {
+  /** The kubelet's error text, if it sent one (e.g. nothing listens on the port). */
+  remoteError: string | undefined
+  private readonly prefixPending = new Set([dataChannel, errorChannel])
+  private readonly pinger: NodeJS.Timeout
+  private lastFrameAt = Date.now()
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly target: PodStreamTarget,
+    readonly port: number,
+    pingIntervalMs: number,
+  ) {
+    super({ allowHalfOpen: false, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 256 * 1024 })
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(data, isBinary))
+    ws.on('pong', () => {
+      this.lastFrameAt = Date.now()
+    })
+    ws.on('error', (error: Error) => this.destroy(this.failure(error.message)))
+    ws.on('close', (code: number) => this.onClose(code))
+    this.pinger = setInterval(() => {
+      if (Date.now() - this.lastFrameAt > 3 * pingIntervalMs) {
+        ws.terminate()
+        return
+      }
+      if (ws.readyState === ws.OPEN) ws.ping()
+    }, pingIntervalMs)
+    this.pinger.unref()
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastFrameAt = Date.now()
+    if (!isBinary || data.length === 0) return
+    const channel = data[0]!
+    let payload = data.subarray(1)
+    // The kubelet first writes the port number (2 bytes, little-endian) on each channel; client-node strips it too.
+    if (this.prefixPending.has(channel)) {
+      this.prefixPending.delete(channel)
+      payload = payload.subarray(2)
+    }
+    if (payload.length === 0) return
+    if (channel === dataChannel) {
+      if (!this.push(payload)) this.ws.pause()
+    } else if (channel === errorChannel) {
+      this.remoteError = `${this.remoteError ?? ''}${payload.toString('utf8')}`
+    }
+  }
+
+  private onClose(code: number): void {
+    clearInterval(this.pinger)
+    if (this.remoteError) {
+      this.destroy(this.failure(this.remoteError.trim()))
+      return
+    }
+    if (code !== 1000 && code !== 1005 && !this.readableEnded) {
+      this.destroy(
+        this.failure(`the port-forward connection was lost (WebSocket code ${code})`, ExitCode.connectionLost),
+      )
+      return
+    }
+    // The remote side ended: end our readable side so that whoever reads (ssh2, a socket) sees EOF.
+    this.push(null)
+  }
+
+  private failure(message: string, exitCode: number = ExitCode.sshUnreachable): AccessError {
+    return new AccessError(`port-forward to ${this.target.podName}:${this.port}: ${message}`, {
+      exitCode,
+      hint:
+        exitCode === ExitCode.sshUnreachable
+          ? `is anything listening on port ${this.port} in the pod? (akm-access doctor checks sshd)`
+          : 'the pod may have been restarted; run the command again',
+    })
+  }
+
+  override _read(): void {
+    this.ws.resume()
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.ws.readyState !== this.ws.OPEN) {
+      callback(this.failure('the connection is closed', ExitCode.connectionLost))
+      return
+    }
+    this.ws.send(Buffer.concat([Buffer.from([dataChannel]), chunk]), { binary: true }, (error) =>
+      callback(error ?? null),
+    )
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    // The v4 protocol cannot half-close a forwarded connection: our end of input ends the connection.
+    this.ws.close(1000)
+    callback()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearInterval(this.pinger)
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
+      if (error) this.ws.terminate()
+      else this.ws.close(1000)
+    }
+    callback(error)
+  }
+}
