@@ -76,11 +76,14 @@ export async function runSsh(
       })
       if (tunnel.fellBack && options.localPort !== 0)
         say(io, `port ${options.localPort} is busy; the tunnel uses ${tunnel.port}`)
-      say(
-        io,
-        `tunnel: 127.0.0.1:${tunnel.port} -> ${target.pod.name}:${options.remotePort} ` +
-          `(scp -P ${tunnel.port} ${options.user}@127.0.0.1:/work/…)`,
-      )
+      // Said once, for the person at the terminal; a script running `ssh -- CMD` keeps a quiet stderr.
+      if (io.stdin.isTTY || tunnel.fellBack) {
+        say(
+          io,
+          `tunnel: 127.0.0.1:${tunnel.port} -> ${target.pod.name}:${options.remotePort} ` +
+            `(scp -P ${tunnel.port} ${options.user}@127.0.0.1:/work/…)`,
+        )
+      }
     }
 
     const hostKeys = hostKeyVerifier({

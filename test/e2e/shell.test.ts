@@ -2,7 +2,14 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { cliEnv, cliInTerminal, runCli, type Terminal } from '../helpers/cli.js'
+import {
+  cliEnv,
+  cliInTerminal,
+  cliInTerminalReportingModes,
+  reportedExit,
+  runCli,
+  type Terminal,
+} from '../helpers/cli.js'
 import { Sandbox } from '../sandbox/index.js'
 
 let sandbox: Sandbox
@@ -79,31 +86,14 @@ describe('akm-access shell in a terminal', () => {
   })
 
   it('restores the terminal and exits 255 when the connection drops', async () => {
-    // Run the CLI from a shell that prints the terminal mode after it exits.
-    const terminal = cliInTerminal([], env)
-    terminals.push(terminal)
-    terminal.kill()
-    const wrapper = new (terminal.constructor as typeof Terminal)(
-      [
-        'bash',
-        '--norc',
-        '-c',
-        `node ${join(process.cwd(), 'bin/run.js')} shell; echo "exit=$?"; stty -a | grep -o -- '-\\?icanon' ; stty -a | grep -o -- '-\\?echo ' `,
-      ],
-      env,
-    )
+    const wrapper = cliInTerminalReportingModes(['shell'], env)
     terminals.push(wrapper)
     await wrapper.waitFor(/\$ $/m)
     sandbox.streamFaults.dropAfterBytes = 1
     wrapper.type('echo trigger-output\r')
-    await wrapper.waitFor('exit=255')
-    await wrapper.waitFor(/icanon/)
-    await wrapper.exit()
+    await wrapper.waitFor('modes-done')
+    expect(reportedExit(wrapper.output)).toEqual({ code: 255, restored: true })
     expect(wrapper.output).toMatch(/Error: the connection to the pod was lost/)
-    // Canonical mode and echo are back on: the terminal was restored.
-    expect(wrapper.output).not.toMatch(/-icanon/)
-    expect(wrapper.output).toMatch(/\becho /)
-    expect(wrapper.output).not.toMatch(/-echo /)
   })
 })
 

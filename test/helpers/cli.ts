@@ -151,3 +151,25 @@ export function cliInTerminal(args: string[], env: NodeJS.ProcessEnv, size?: { c
   assertBuilt()
   return new Terminal([process.execPath, cliPath, ...args], env, size)
 }
+
+/**
+ * The CLI in a terminal, run by a shell that afterwards prints its exit status and the terminal's modes: what a
+ * person would see after akm-access ends, to check that raw mode was undone.
+ */
+export function cliInTerminalReportingModes(args: string[], env: NodeJS.ProcessEnv): Terminal {
+  assertBuilt()
+  const quoted = [process.execPath, cliPath, ...args].map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ')
+  return new Terminal(
+    ['bash', '--norc', '--noprofile', '-c', `${quoted}; echo "exit=$?"; stty -a; echo modes-done`],
+    env,
+  )
+}
+
+/** After cliInTerminalReportingModes: the exit status, and whether the terminal is back in canonical mode with echo. */
+export function reportedExit(output: string): { code: number; restored: boolean } {
+  const code = Number(/exit=(\d+)/.exec(output)?.[1] ?? Number.NaN)
+  const modes = output.slice(output.lastIndexOf('exit='))
+  const restored =
+    /(^|\s)icanon(\s|$)/m.test(modes) && /(^|\s)echo(\s|$)/m.test(modes) && !/-icanon|-echo\s/.test(modes)
+  return { code, restored }
+}
