@@ -105,22 +105,34 @@ export class Terminal {
     this.process.resize(cols, rows)
   }
 
-  /** Waits until the output (after `from`) matches, or fails with what was shown. */
-  async waitFor(pattern: RegExp | string, options: { timeoutMs?: number; from?: number } = {}): Promise<string> {
-    const deadline = Date.now() + (options.timeoutMs ?? 15_000)
+  /** Waits until the output (after `from`) matches, or fails with what was shown. Checks on every chunk. */
+  waitFor(pattern: RegExp | string, options: { timeoutMs?: number; from?: number } = {}): Promise<string> {
     const matches = () => {
       const text = this.text.slice(options.from ?? 0)
       return typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text)
     }
-    while (!matches()) {
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out waiting for ${pattern}; the terminal showed:\n${JSON.stringify(this.text.slice(-2000))}`,
-        )
+    if (matches()) return Promise.resolve(this.text)
+    return new Promise((resolve, reject) => {
+      const onData = () => {
+        // The text is appended by an earlier listener, so it already holds this chunk.
+        if (!matches()) return
+        cleanup()
+        resolve(this.text)
       }
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    return this.text
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(
+          new Error(
+            `timed out waiting for ${pattern}; the terminal showed:\n${JSON.stringify(this.text.slice(-2000))}`,
+          ),
+        )
+      }, options.timeoutMs ?? 15_000)
+      const cleanup = () => {
+        clearTimeout(timer)
+        this.process.stdout.off('data', onData)
+      }
+      this.process.stdout.on('data', onData)
+    })
   }
 
   async exit(timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
