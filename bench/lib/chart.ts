@@ -13,7 +13,8 @@ export function renderChart(rows: { label: string; ratio: number; max: number }[
   const height = top + rows.length * (barHeight + gap) + 30
   const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13" role="img">`,
+    '<title>akm-access benchmark: ratios to kubectl and OpenSSH</title>',
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="10" y="22" font-size="15" font-weight="bold">akm-access / what users type today (lower is better; tick = target)</text>`,
     `<line x1="${x(1)}" y1="${top - 6}" x2="${x(1)}" y2="${height - 24}" stroke="#999" stroke-dasharray="4 3"/>`,
