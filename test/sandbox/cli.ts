@@ -3,7 +3,7 @@
  * `npm run demo`: the same, then open an interactive session into its management pod and stop when it ends.
  */
 import { spawn } from 'node:child_process'
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { Sandbox } from './index.js'
 
 const demo = process.argv.includes('--demo')
@@ -21,8 +21,10 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal
 const bin = resolve('bin/run.js')
 if (demo) {
   process.stderr.write(`sandbox: Kubernetes API at ${sandbox.url}, management pod ${sandbox.currentPodName}\n`)
-  process.stderr.write('demo: opening a shell in the management pod (type exit to leave)\n\n')
-  const child = spawn(process.execPath, [bin, 'shell'], {
+  process.stderr.write('demo: akm-access ssh — Secret, tunnel, host key and session in one command (exit to leave)\n\n')
+  // The sandbox's host key lives as long as the sandbox: keep it out of the user's own known_hosts.
+  const knownHosts = join(sandbox.dir, 'known_hosts')
+  const child = spawn(process.execPath, [bin, 'ssh', '--known-hosts', knownHosts], {
     stdio: 'inherit',
     env: { ...process.env, KUBECONFIG: sandbox.kubeconfigPath },
   })
@@ -38,6 +40,7 @@ if (demo) {
       '',
       'In another terminal:',
       `  export KUBECONFIG=${sandbox.kubeconfigPath}`,
+      `  ${bin} ssh              # SSH into the management pod (tunnel on 127.0.0.1:2222)`,
       `  ${bin} shell            # a shell in the management pod`,
       `  ${bin} password         # the SSH password from the Secret`,
       '  kubectl get pods',
