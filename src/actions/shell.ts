@@ -17,6 +17,8 @@ export interface ShellOptions {
   /** 'auto': a TTY when stdin and stdout are terminals (as ssh). */
   tty: 'auto' | 'force' | 'never'
   escapeChar: string
+  /** WebSocket ping interval in ms (0: none): traffic that keeps idle sessions past load balancers' timeouts. */
+  keepaliveMs: number
 }
 
 /** Logs in as the image allows: bash when it has it, sh otherwise, starting in /work. $1 is TERM. */
@@ -57,6 +59,7 @@ export async function runShell(
   const session = await openPodExec(client, target, {
     argv: remoteArgv(options.command, tty, term),
     tty,
+    keepaliveMs: options.keepaliveMs,
     ...(tty && size ? { initialSize: size } : {}),
     onV4StdinEnd: () =>
       say(

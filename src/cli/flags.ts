@@ -30,3 +30,8 @@ export const escapeCharFlag = Flags.string({
   summary: "Escape character for the session (as ssh -e); 'none' disables ~. and friends.",
   default: '~',
 })
+
+export const keepaliveFlag = Flags.string({
+  summary: 'Send a keepalive this often, so that idle sessions outlive load balancers (e.g. 20s; 0 turns it off).',
+  default: '20s',
+})

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { AkmCommand } from '../cli/base-command.js'
-import { escapeCharFlag, targetFlags } from '../cli/flags.js'
+import { escapeCharFlag, keepaliveFlag, targetFlags } from '../cli/flags.js'
 
 export default class Shell extends AkmCommand {
   static override summary = 'Open a shell in the management pod, or run one command there.'
@@ -33,17 +33,22 @@ Type ~. at the start of a line to leave a frozen session, ~? for the other escap
     tty: Flags.boolean({ char: 't', summary: 'Force a TTY even without a terminal on stdout (as ssh -t).' }),
     'no-tty': Flags.boolean({ char: 'T', summary: 'Never allocate a TTY (as ssh -T).', exclusive: ['tty'] }),
     'escape-char': escapeCharFlag,
+    keepalive: keepaliveFlag,
   }
 
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Shell, this.ownArgv)
-    const { runShell } = await import('../actions/shell.js')
+    const [{ runShell }, { parseDuration }] = await Promise.all([
+      import('../actions/shell.js'),
+      import('../kube/duration.js'),
+    ])
     process.exitCode = await runShell(
       {
         target: { pod: flags.pod, selector: flags.selector, container: flags.container },
         command: this.remoteCommand ?? (argv as string[]),
         tty: flags['no-tty'] ? 'never' : flags.tty ? 'force' : 'auto',
         escapeChar: flags['escape-char'],
+        keepaliveMs: parseDuration(flags.keepalive, '--keepalive'),
       },
       this.deps(),
     )

@@ -50,3 +50,6 @@ export function formatDuration(ms: number): string {
   const s = seconds % 60
   return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${s || (!h && !m) ? `${s}s` : ''}`
 }
+
+/** Any other duration flag (e.g. --keepalive) takes the same syntax as --request-timeout. */
+export const parseDuration = parseRequestTimeout

@@ -93,14 +93,18 @@ export function openKubeExecSession(ws: WebSocket, protocol: string, options: Ku
 
   const pingIntervalMs = options.pingIntervalMs ?? 20_000
   const deadAfterMs = options.deadAfterMs ?? Math.max(3 * pingIntervalMs, 45_000)
-  const pinger = setInterval(() => {
-    if (Date.now() - lastFrameAt > deadAfterMs) {
-      ws.terminate()
-      return
-    }
-    if (ws.readyState === ws.OPEN) ws.ping()
-  }, pingIntervalMs)
-  pinger.unref()
+  // 0 turns keepalives off (and with them the detection of a silently dead connection).
+  const pinger =
+    pingIntervalMs > 0
+      ? setInterval(() => {
+          if (Date.now() - lastFrameAt > deadAfterMs) {
+            ws.terminate()
+            return
+          }
+          if (ws.readyState === ws.OPEN) ws.ping()
+        }, pingIntervalMs)
+      : undefined
+  pinger?.unref()
 
   const ended = new Promise<SessionEnd>((resolve) => {
     ws.once('close', (code: number, reason: Buffer) => {

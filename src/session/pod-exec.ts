@@ -14,6 +14,8 @@ export interface PodExecOptions {
   initialSize?: TerminalSize
   /** Called once if the server only speaks v4 and our stdin ends (v4 cannot carry end-of-file). */
   onV4StdinEnd?: () => void
+  /** WebSocket ping interval; 0 turns pings off. */
+  keepaliveMs?: number
 }
 
 /** v5 carries stdin's end-of-file; v4 is what API servers before 1.30 offer. */
@@ -40,6 +42,7 @@ export async function openPodExec(
     tty: options.tty,
     ...(options.initialSize ? { initialSize: options.initialSize } : {}),
     ...(options.onV4StdinEnd ? { onV4StdinEnd: options.onV4StdinEnd } : {}),
+    ...(options.keepaliveMs !== undefined ? { pingIntervalMs: options.keepaliveMs } : {}),
   })
 }
 

@@ -97,6 +97,29 @@ describe('akm-access shell in a terminal', () => {
   })
 })
 
+describe('akm-access shell behind a load balancer that cuts idle connections', () => {
+  // Time-compressed: the sandbox cuts connections idle for 1.5 s (a load balancer's 60 s), the session stays idle
+  // for 4 s, and keepalives go every 0.5 s (20 s by default against 60 s).
+  it('keeps an idle session alive with keepalives', async () => {
+    sandbox.streamFaults.idleTimeoutMs = 1500
+    const terminal = shellInTerminal(['--keepalive', '500ms'])
+    await terminal.waitFor(/\$ $/m)
+    await new Promise((resolve) => setTimeout(resolve, 4000))
+    terminal.type('echo "still $((20+22))"\r')
+    await terminal.waitFor('still 42')
+    terminal.type('exit\r')
+    expect((await terminal.exit()).code).toBe(0)
+  })
+
+  it('loses the same idle session without them (the cut is real), with 255', async () => {
+    sandbox.streamFaults.idleTimeoutMs = 1500
+    const terminal = shellInTerminal(['--keepalive', '0'])
+    await terminal.waitFor(/\$ $/m)
+    expect((await terminal.exit(10_000)).code).toBe(255)
+    expect(terminal.output).toMatch(/Error: the connection to the pod was lost/)
+  })
+})
+
 describe('akm-access shell -- CMD on pipes', () => {
   it('passes arguments exactly, without a remote shell re-parsing them', async () => {
     const args = ['a b', '$HOME', '*', "it's", '"q"', '--', '-n']
