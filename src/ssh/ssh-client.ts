@@ -117,6 +117,64 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshConnect
   }
 }
 
+/**
+ * The server's host key (raw SSH public key blob), after a complete key exchange — so the server has proved it holds
+ * the private half — and without authenticating: nothing secret is sent. The connection is closed afterwards; `sock`
+ * is consumed. For `doctor`, which compares the key with known_hosts itself.
+ */
+export async function fetchHostKey(
+  sock: Duplex,
+  options: { timeoutMs: number; logger?: Logger | undefined },
+): Promise<Buffer> {
+  const { Client } = (await import('ssh2')).default
+  const client: Client = new Client()
+  let offered: Buffer | undefined
+  return new Promise<Buffer>((resolve, reject) => {
+    let settled = false
+    const settle = (error: Error | undefined) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (error || !offered) {
+        client.destroy()
+        sock.destroy()
+        reject(error ?? new Error('no host key'))
+        return
+      }
+      // Out of the event handler: ssh2 requests the userauth service right after 'handshake'.
+      setImmediate(() => client.end())
+      resolve(offered)
+    }
+    const unreachable = (message: string, cause?: unknown) =>
+      new AccessError(message, {
+        exitCode: ExitCode.sshUnreachable,
+        hint: 'check that sshd runs in the pod and completes a key exchange (kubectl logs shows its messages)',
+        ...(cause === undefined ? {} : { cause }),
+      })
+    const timer = setTimeout(
+      () => settle(unreachable(`the SSH key exchange did not finish within ${options.timeoutMs / 1000}s`)),
+      options.timeoutMs,
+    )
+    client.once('handshake', () => settle(undefined))
+    client.on('error', (error: Error) =>
+      settle(unreachable(`the SSH key exchange with the management pod failed: ${error.message}`, error)),
+    )
+    client.once('close', () => settle(unreachable('sshd closed the connection during the key exchange')))
+    client.connect({
+      sock,
+      username: 'akm-access',
+      readyTimeout: options.timeoutMs,
+      hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
+        offered = Buffer.from(key)
+        verify(true)
+      },
+      // Never reached (the connection ends at 'handshake'); declines rather than trying "none".
+      authHandler: (_methodsLeft, _partialSuccess, next) => next(false as never),
+      ...(options.logger?.enabled ? { debug: (line: string) => options.logger?.debug(`ssh2: ${line}`) } : {}),
+    })
+  })
+}
+
 function sshConnectError(error: Error & { level?: string }, state: { hostKeyRejected: boolean; tried: string[] }) {
   if (state.hostKeyRejected) {
     return new AccessError('host key verification failed', {

@@ -1,0 +1,67 @@
+import { Flags } from '@oclif/core'
+import type { DoctorReport } from '../actions/doctor.js'
+import { AkmCommand } from '../cli/base-command.js'
+import { credentialFlags, targetFlags } from '../cli/flags.js'
+
+export default class Doctor extends AkmCommand {
+  static override summary = 'Check every link between you and the management pod, and say which one is broken.'
+  static override description =
+    `Checks, in order: the kubeconfig (and where the context and namespace come from), the API server (TLS, credentials, version, proxy, timeout), the namespace, your RBAC permissions (SelfSubjectAccessReview), the management pod (Running, Ready, restarts), the SSH credentials in its Secret, sshd through a port-forward (its banner), its host key against akm-access's known_hosts, an SSH login, and the management-pod Service that workflows and telemetry use; then the local side: terminal, known_hosts, the local port of the tunnel, Node.js.
+
+Each check passes (✓), warns (!), fails (✗, with a hint) or is skipped (–) because a check it depends on failed. The report goes to stdout; --json prints it as JSON for tools. The exit code is 0 when no check failed, otherwise that of the first failed check (the README's table: 7 forbidden, 10 pod not ready, 16 sshd unreachable…). Nothing is changed, and no secret is printed.`
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> -n akamas-test',
+    '<%= config.bin %> <%= command.id %> --json | jq -r \'.checks[] | select(.status == "fail") | .hint\'',
+  ]
+
+  static override enableJsonFlag = true
+
+  static override flags = {
+    ...targetFlags,
+    ...credentialFlags,
+    port: Flags.integer({
+      char: 'p',
+      summary: 'The local port akm-access ssh prefers for its tunnel, checked for being free (0: any).',
+      default: 2222,
+      min: 0,
+      max: 65535,
+    }),
+    'remote-port': Flags.integer({ summary: 'Port of sshd in the pod.', default: 22, min: 1, max: 65535 }),
+    user: Flags.string({ char: 'u', summary: 'User to log in as.', default: 'akamas' }),
+    'known-hosts': Flags.string({ summary: 'known_hosts file (default: ~/.config/akm-access/known_hosts).' }),
+  }
+
+  async run(): Promise<DoctorReport | undefined> {
+    const { flags } = await this.parse(Doctor, this.ownArgv)
+    const [{ runDoctor, doctorChecks }, { ReportPrinter, reportStyle }] = await Promise.all([
+      import('../actions/doctor.js'),
+      import('../doctor/report.js'),
+    ])
+    const json = this.jsonEnabled()
+    // The report is this command's output (its data), so it goes to stdout, as it is found.
+    const printer = json
+      ? undefined
+      : new ReportPrinter(this.io.stdout, reportStyle(this.io.stdout, this.io.env), doctorChecks)
+    const report = await runDoctor(
+      {
+        target: { pod: flags.pod, selector: flags.selector, container: flags.container },
+        credentials: {
+          ...(flags.secret ? { secret: flags.secret } : {}),
+          ...(flags['password-field'] ? { password: flags['password-field'] } : {}),
+          ...(flags['key-field'] ? { privateKey: flags['key-field'] } : {}),
+        },
+        localPort: flags.port,
+        remotePort: flags['remote-port'],
+        user: flags.user,
+        knownHostsFile: flags['known-hosts'],
+      },
+      this.deps(),
+      printer ? (result) => printer.add(result) : undefined,
+    )
+    printer?.finish(report)
+    process.exitCode = report.exitCode
+    return json ? report : undefined
+  }
+}
