@@ -42,6 +42,8 @@ export const ExitCode = {
   sshUnreachable: 16,
   /** A local file or port cannot be used (exists, busy, permission). */
   local: 17,
+  /** A file in the pod cannot be used (missing, permission, the pod's disk full) or a copy did not verify. */
+  remoteFile: 18,
   /** The remote side could not start the command (as a shell's 126). */
   remoteFailed: 126,
   /** The user said no at a prompt, or pressed Ctrl-C there. */

@@ -29,8 +29,7 @@ export function renderError(thrown: unknown, options: { debug: boolean; color: b
     exitCode = error.exitCode
     if (exitCode === ExitCode.cancelled) return { text: '', exitCode, json: undefined }
   } else if (isOclifUsageError(error)) {
-    // oclif's parser errors span several lines (the flag list, "See more help with --help"): keep the first.
-    message = firstLine(error.message)
+    message = usageMessage(error.message)
     hint = 'run the command with --help to see its flags and arguments'
     exitCode = ExitCode.usage
   } else {
@@ -54,6 +53,24 @@ export function renderError(thrown: unknown, options: { debug: boolean; color: b
 function isOclifUsageError(error: Error): boolean {
   const oclif = (error as OclifError).oclif
   return Boolean((error as OclifError).parse) || oclif?.exit === 2 || error.name === 'NonExistentFlagsError'
+}
+
+/**
+ * oclif's parser errors span several lines (the flag list, "See more help with --help"): keep the first, except
+ * for flag constraints (--key with --key-file, --force without --key-file), whose first line is only a header
+ * ("The following error occurred:") and whose reasons follow, dimmed.
+ */
+function usageMessage(text: string): string {
+  const lines = text
+    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+  if (/^The following errors? occurred:$/.test(lines[0] ?? '')) {
+    const reasons = lines.slice(1).filter((line) => !line.startsWith('See more help'))
+    if (reasons.length > 0) return reasons.join('; ')
+  }
+  return lines[0] ?? ''
 }
 
 function firstLine(text: string): string {

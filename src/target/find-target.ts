@@ -48,6 +48,23 @@ export function isManagementPod(pod: V1Pod): boolean {
   )
 }
 
+/**
+ * The management pod exists but is not running and ready. It carries the pod, because its spec still says which
+ * Secret holds the credentials: `password` can answer while the pod restarts; shell and ssh cannot.
+ */
+export class PodNotReadyError extends AccessError {
+  override readonly name = 'PodNotReadyError'
+  constructor(
+    readonly target: ManagementPod,
+    hint: string,
+  ) {
+    super(`management pod ${target.pod.name} is not ready: ${describeNotReady(target.pod)}`, {
+      exitCode: ExitCode.podNotReady,
+      hint,
+    })
+  }
+}
+
 export async function findManagementPod(
   client: KubeClient,
   options: TargetOptions,
@@ -68,9 +85,7 @@ export async function findManagementPod(
       })
     }
   } else {
-    const list = await client.request<V1PodList>('GET', podsPath, {
-      query: options.selector ? { labelSelector: options.selector } : {},
-    })
+    const list = await listPods(client, podsPath, options.selector)
     pods = options.selector ? list.items : list.items.filter(isManagementPod)
   }
 
@@ -87,25 +102,43 @@ export async function findManagementPod(
         },
       )
     case 'not-ready':
-      throw new AccessError(`management pod ${choice.pod.name} is not ready: ${describeNotReady(choice.pod)}`, {
-        exitCode: ExitCode.podNotReady,
-        hint: `see why with: kubectl describe pod ${choice.pod.name} -n ${namespace}`,
-      })
+      throw new PodNotReadyError(
+        { namespace, pod: choice.pod, container: containerOf(choice.pod, options.container) },
+        `see why with: kubectl describe pod ${choice.pod.name} -n ${namespace}`,
+      )
     case 'ambiguous':
       chosen = await pickCandidate(choice.candidates, namespace, prompter)
       break
     case 'chosen':
       chosen = choice.pod
   }
+  return { namespace, pod: chosen, container: containerOf(chosen, options.container) }
+}
 
-  const container = chooseContainer(chosen, options.container)
+function containerOf(pod: PodSummary, requested: string | undefined): string {
+  const container = chooseContainer(pod, requested)
   if (!container) {
-    throw new AccessError(`pod ${chosen.name} has no container named ${options.container}`, {
+    throw new AccessError(`pod ${pod.name} has no container named ${requested}`, {
       exitCode: ExitCode.usage,
-      hint: `its containers are: ${chosen.containers.join(', ')}`,
+      hint: `its containers are: ${pod.containers.join(', ')}`,
     })
   }
-  return { namespace, pod: chosen, container }
+  return container
+}
+
+async function listPods(client: KubeClient, podsPath: string, selector: string | undefined): Promise<V1PodList> {
+  try {
+    return await client.request<V1PodList>('GET', podsPath, { query: selector ? { labelSelector: selector } : {} })
+  } catch (error) {
+    // The API server is the judge of selector syntax; its 400 is the user's typo, not a bug of ours.
+    if (selector && error instanceof KubeApiError && error.httpStatus === 400) {
+      throw new AccessError(`invalid --selector "${selector}": ${error.message}`, {
+        exitCode: ExitCode.usage,
+        hint: "use kubectl's label selector syntax, e.g. --selector app=management-pod,tier!=db",
+      })
+    }
+    throw error
+  }
 }
 
 async function pickCandidate(
@@ -157,6 +190,11 @@ export interface Credentials {
   source: string
   /** Whether sshd accepts passwords, when we can tell (the pod's ALLOW_PASSWORD, or the Secret's shape). */
   passwordLogin: boolean | undefined
+  /** The Secret keys they were read from: a password key can exist and be empty. */
+  passwordField?: string | undefined
+  privateKeyField?: string | undefined
+  /** Why a value that is in the Secret could not be used, while the other one can (see readSecretCredentials). */
+  unusable?: { password?: AccessError; privateKey?: AccessError }
 }
 
 /**
@@ -196,9 +234,11 @@ export async function findCredentials(
   const names = options.secret
     ? [options.secret]
     : [...new Set([...references.map((reference) => reference.name), ...wellKnownSecretNames])]
-  const hintKeys = references.flatMap((reference) => (reference.key ? [reference.key] : []))
   const prefetchedName = options.secret ?? wellKnownSecretNames[0]
   let forbidden: KubeApiError | undefined
+  // A Secret that exists but holds nothing we recognise: reported if no other one does, as it is most likely the
+  // right Secret with its keys named differently (or emptied), which "not found" would hide.
+  let unrecognised: { name: string; keys: string[] } | undefined
 
   for (const name of names) {
     const fetched =
@@ -211,14 +251,14 @@ export async function findCredentials(
       }
       throw fetched.error
     }
-    const found = readSecretCredentials(fetched.secret, options, hintKeys)
-    if (found.password === undefined && found.privateKey === undefined) {
-      if (options.secret) {
-        throw new AccessError(`Secret ${name} holds neither an SSH password nor a private key`, {
-          exitCode: ExitCode.badCredentials,
-          hint: `name its keys with --password-field or --key-field (it has: ${Object.keys(fetched.secret.data ?? {}).join(', ') || 'no keys'})`,
-        })
-      }
+    const found = readSecretCredentials(
+      fetched.secret,
+      options,
+      references.filter((reference) => reference.name === name),
+    )
+    if (found.passwordField === undefined && found.privateKeyField === undefined) {
+      unrecognised ??= { name, keys: Object.keys(fetched.secret.data ?? {}) }
+      if (options.secret) break
       continue
     }
     return {
@@ -226,9 +266,18 @@ export async function findCredentials(
       privateKey: found.privateKey,
       source: `Secret ${namespace}/${name}`,
       passwordLogin: passwordLoginInPod ?? (found.password !== undefined ? undefined : false),
+      passwordField: found.passwordField,
+      privateKeyField: found.privateKeyField,
+      unusable: found.unusable,
     }
   }
 
+  if (unrecognised && !forbidden) {
+    throw new AccessError(`Secret ${namespace}/${unrecognised.name} holds neither an SSH password nor a private key`, {
+      exitCode: ExitCode.badCredentials,
+      hint: `name its keys with --password-field or --key-field (it has: ${unrecognised.keys.join(', ') || 'no keys'})`,
+    })
+  }
   if (forbidden) throw forbidden
   throw new AccessError(
     options.secret

@@ -96,16 +96,18 @@ export interface SecretCredentials {
   privateKey: string | undefined
   passwordField: string | undefined
   privateKeyField: string | undefined
+  /** Why a value that is there cannot be used (bad base64, not a key), when the other one can. */
+  unusable: { password?: AccessError; privateKey?: AccessError }
 }
 
 /**
- * Finds and decodes the password and private key in a Secret. `hintKeys` are keys the pod spec itself reads
- * (e.g. CUSTOM_PASSWORD from key `password`), tried before the well-known names.
+ * Finds and decodes the password and private key in a Secret. `references` are how the pod spec reads this Secret:
+ * a key it puts in a password-like variable (CUSTOM_PASSWORD from key `pw`) is tried before the well-known names.
  */
 export function readSecretCredentials(
   secret: V1Secret,
   fields: FieldNames,
-  hintKeys: string[] = [],
+  references: SecretReference[] = [],
 ): SecretCredentials {
   const data = secret.data ?? {}
   const name = secret.metadata?.name ?? 'the Secret'
@@ -122,23 +124,48 @@ export function readSecretCredentials(
       }
       return explicit
     }
-    return [...hintKeys.filter((key) => known.includes(key) || looksRight.test(key)), ...known].find(
-      (key) => key in data,
+    const hinted = references.flatMap((reference) =>
+      reference.key &&
+      (known.includes(reference.key) || looksRight.test(reference.key) || looksRight.test(reference.via))
+        ? [reference.key]
+        : [],
     )
+    return [...hinted, ...known].find((key) => key in data)
   }
   const passwordField = pick(fields.password, passwordKeys, /pass/i)
   const privateKeyField = pick(fields.privateKey, privateKeyKeys, /(private|ssh).*key|^id_/i)
-  const password = passwordField === undefined ? undefined : decodeValue(data[passwordField], name, passwordField)
-  const rawKey = privateKeyField === undefined ? undefined : decodeValue(data[privateKeyField], name, privateKeyField)
-  const privateKey = rawKey === undefined ? undefined : normalizePrivateKey(rawKey, name, privateKeyField!)
-  const trimmedPassword = password?.replace(/\r?\n$/, '')
-  registerSecret(trimmedPassword)
-  registerSecret(privateKey)
+  // A broken value of one kind must not hide a good one of the other (ssh logs in with whichever works, and
+  // `password` does not need the key): each problem is kept, and thrown only when nothing usable is left.
+  const unusable: SecretCredentials['unusable'] = {}
+  let password: string | undefined
+  let privateKey: string | undefined
+  try {
+    password = passwordField === undefined ? undefined : decodeValue(data[passwordField], name, passwordField)
+    password = password?.replace(/\r?\n$/, '')
+    registerSecret(password)
+  } catch (error) {
+    if (!(error instanceof AccessError)) throw error
+    unusable.password = error
+  }
+  try {
+    const rawKey = privateKeyField === undefined ? undefined : decodeValue(data[privateKeyField], name, privateKeyField)
+    // Registered before it is checked: a value that is not a key may still be a secret.
+    registerSecret(rawKey)
+    privateKey = rawKey === undefined ? undefined : normalizePrivateKey(rawKey, name, privateKeyField!)
+    registerSecret(privateKey)
+  } catch (error) {
+    if (!(error instanceof AccessError)) throw error
+    unusable.privateKey = error
+  }
+  if (password === undefined && privateKey === undefined && (unusable.password || unusable.privateKey)) {
+    throw unusable.password ?? unusable.privateKey
+  }
   return {
-    password: trimmedPassword === '' ? undefined : trimmedPassword,
+    password: password === '' ? undefined : password,
     privateKey,
     passwordField,
     privateKeyField,
+    unusable,
   }
 }
 

@@ -42,7 +42,8 @@ export function summarizePod(pod: V1Pod): PodSummary {
     createdAt: metadata.creationTimestamp ? new Date(metadata.creationTimestamp).getTime() : 0,
     ready: phase === 'Running' && !terminating && allReady && readyCondition?.status !== 'False',
     terminating,
-    status: terminating ? 'Terminating' : (waiting ?? terminated ?? phase),
+    // As kubectl's STATUS column: a pod-level reason (Evicted, NodeLost) says more than the phase (Failed).
+    status: terminating ? 'Terminating' : (waiting ?? terminated ?? pod.status?.reason ?? phase),
     restarts: statuses.reduce((sum, status) => sum + (status.restartCount ?? 0), 0),
     lastTermination: statuses.find((status) => status.lastState?.terminated?.reason)?.lastState?.terminated?.reason,
     containers,
@@ -102,6 +103,8 @@ export function describeNotReady(pod: PodSummary): string {
   const message = pod.pod.status?.containerStatuses?.find((status) => status.state?.waiting?.message)?.state?.waiting
     ?.message
   if (message) details.push(message)
+  // e.g. "The node was low on resource: memory." for an evicted pod.
+  if (pod.pod.status?.message) details.push(pod.pod.status.message)
   return details.length > 0 ? `${pod.status} (${details.join(', ')})` : pod.status
 }
 

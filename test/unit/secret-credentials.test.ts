@@ -52,6 +52,30 @@ describe('readSecretCredentials', () => {
     }
   })
 
+  it('prefers the key the pod reads into a password variable, whatever its name', () => {
+    const found = readSecretCredentials(secret({ pw: b64('from-pw'), password: b64('from-password') }), {}, [
+      { name: 'management-pod', key: 'pw', via: 'env CUSTOM_PASSWORD' },
+    ])
+    expect(found.password).toBe('from-pw')
+    expect(found.passwordField).toBe('pw')
+  })
+
+  it('keeps a usable password when the key is broken (and the reverse), saying why the other is not usable', () => {
+    const found = readSecretCredentials(secret({ password: b64('good-password'), id_rsa: b64('not a key') }), {})
+    expect(found.password).toBe('good-password')
+    expect(found.privateKey).toBeUndefined()
+    expect(found.unusable.privateKey?.exitCode).toBe(ExitCode.badCredentials)
+    const keyOnly = readSecretCredentials(secret({ password: 'not*base64', id_rsa: b64(pem) }), {})
+    expect(keyOnly.privateKey).toBe(`${pem}\n`)
+    expect(keyOnly.unusable.password?.message).toContain('not valid base64')
+  })
+
+  it('tells an empty password from a missing one', () => {
+    const found = readSecretCredentials(secret({ password: '' }), {})
+    expect(found.password).toBeUndefined()
+    expect(found.passwordField).toBe('password')
+  })
+
   it('registers what it read so that no message can show it', () => {
     readSecretCredentials(secret({ password: b64('leaky-password-123') }), {})
     expect(redact('sshd said leaky-password-123 is wrong')).toBe('sshd said [redacted] is wrong')

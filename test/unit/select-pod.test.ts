@@ -121,6 +121,14 @@ describe('choosePod', () => {
     expect(describeNotReady(choice.pod)).toBe('CrashLoopBackOff (phase Running, restarted 5 times, last exit: Error)')
   })
 
+  it('says why an evicted pod cannot be used, as kubectl does', () => {
+    const evicted = pod({ name: 'management-pod-x', created: '2026-01-01T00:00:00Z', phase: 'Failed', ready: false })
+    evicted.status = { ...evicted.status, reason: 'Evicted', message: 'The node was low on resource: memory.' }
+    const choice = choosePod([evicted])
+    if (choice.kind !== 'not-ready') throw new Error(`expected not-ready, got ${choice.kind}`)
+    expect(describeNotReady(choice.pod)).toBe('Evicted (phase Failed, The node was low on resource: memory.)')
+  })
+
   it('reports no pods', () => {
     expect(choosePod([])).toEqual({ kind: 'none' })
   })
