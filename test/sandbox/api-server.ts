@@ -1,8 +1,12 @@
 /**
  * The sandbox's Kubernetes API server: HTTPS on 127.0.0.1, bearer-token / client-certificate / basic auth, legacy
- * discovery, the REST reads kubectl and akm-access make (pods, secrets, services, namespaces, deployments), Table
- * output, SelfSubjectAccessReview, `Status` errors shaped exactly like the real ones, and the exec and port-forward
- * upgrades. What it serves lives in a `ClusterState` that the scenario API (index.ts) edits while it runs.
+ * discovery, the REST reads kubectl and akm-access make (pods, secrets, services, namespaces, deployments; in a
+ * namespace or across all of them), Table output as the apiserver's printers render it, watches fed by the scenario
+ * API's changes (`notify`), SelfSubjectAccessReview and SelfSubjectReview, `Status` errors shaped exactly like the
+ * real ones, and the exec (WebSocket, and SPDY as the kubelet serves it: exec-spdy.ts) and port-forward upgrades.
+ * What it serves lives in a `ClusterState` that the scenario API (index.ts) edits while it runs.
+ *
+ * Its fidelity is proven with the real kubectl and OpenSSH in test/fidelity/.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -11,20 +15,25 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { WebSocketServer } from 'ws'
-import type { PodRuntime, StreamFaults } from './contracts.js'
+import type { PodRuntime, PodStreamTarget, StreamFaults } from './contracts.js'
 import {
   type ExecProtocolSupport,
+  type ExecRequest,
   negotiateExecProtocol,
   offeredProtocols,
   parseExecRequest,
   serveExec,
+  serveExecFailure,
 } from './exec.js'
+import { isSpdyUpgrade, serveSpdyExec } from './exec-spdy.js'
 import { handlePortForwardUpgrade } from './portforward.js'
 import type { Authorizer, ResourceAttributes } from './rbac.js'
 import {
+  deploymentTable,
   type Json,
   listObject,
   namespaceTable,
+  nextResourceVersion,
   parseLabelSelector,
   podTable,
   secretTable,
@@ -75,6 +84,34 @@ export interface RequestRecord {
   at: number
 }
 
+export type WatchedResource = 'pods' | 'secrets' | 'services' | 'deployments'
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED'
+
+interface WatchEvent {
+  resourceVersion: number
+  resource: WatchedResource
+  namespace: string
+  type: WatchEventType
+  object: Json
+}
+
+interface WatchRequest {
+  resource: WatchedResource
+  namespace: string | undefined
+  matches: (object: Json) => boolean
+  /** Set when Table objects were asked for. */
+  render: ((items: Json[]) => Json) | undefined
+  /** The objects that match now, for a watch that starts without a resourceVersion. */
+  initial: Json[]
+  resourceVersion: string
+  timeoutSeconds: number
+}
+
+type RouteResult = { status?: number; body: Json; contentType?: string } | { watch: WatchRequest }
+
+/** How many changes a watch can resume from. */
+const WATCH_LOG_LENGTH = 1000
+
 export interface ApiServerOptions {
   cert: string
   key: string
@@ -99,6 +136,9 @@ export class ApiServer {
   private readonly streams = new Map<string, Set<Duplex>>()
   private readonly sockets = new Set<Socket>()
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false })
+  /** The recent changes, for watches that resume from a resourceVersion. */
+  private readonly watchLog: WatchEvent[] = []
+  private readonly watchers = new Set<(event: WatchEvent) => void>()
 
   constructor(private readonly options: ApiServerOptions) {
     this.server = createServer(
@@ -172,6 +212,16 @@ export class ApiServer {
     return undefined
   }
 
+  /** The groups the authenticator gives a user: a client certificate's O values, plus system:authenticated. */
+  private groupsOf(req: IncomingMessage): string[] {
+    const socket = req.socket as TLSSocket
+    const organisations =
+      socket.authorized && !req.headers.authorization ? socket.getPeerCertificate()?.subject?.O : undefined
+    const fromCertificate =
+      organisations === undefined ? [] : Array.isArray(organisations) ? organisations : [organisations]
+    return [...fromCertificate, 'system:authenticated']
+  }
+
   private authorize(user: string, attributes: ResourceAttributes): void {
     if (!this.options.authorizer.allowed(user, attributes)) throw forbidden(user, attributes)
   }
@@ -185,13 +235,17 @@ export class ApiServer {
     try {
       if (this.options.apiFaults.delayMs) await sleep(this.options.apiFaults.delayMs)
       if (this.options.apiFaults.failPaths?.test(url.pathname)) throw internalError('sandbox fault injected')
-      // /version and discovery are readable anonymously on a real cluster (system:public-info-viewer).
+      // Credentials that fail authentication are refused everywhere, /version included: only a request that
+      // carries none is anonymous. The sandbox lets anonymous requests read /version (system:public-info-viewer)
+      // and nothing else (an AuthenticationConfiguration whose anonymous access is limited to some paths).
+      if (user === undefined && hasCredentials(req)) throw unauthorized()
       if (url.pathname === '/version' || url.pathname === '/version/') {
         return sendJson(res, 200, this.versionInfo())
       }
       if (user === undefined) throw unauthorized()
       const body = req.method === 'POST' ? await readBody(req) : Buffer.alloc(0)
       const result = this.route(req, url, user, body)
+      if ('watch' in result) return this.serveWatch(req, res, result.watch)
       sendJson(res, result.status ?? 200, result.body, result.contentType)
     } catch (error) {
       sendStatus(res, error)
@@ -213,12 +267,7 @@ export class ApiServer {
     }
   }
 
-  private route(
-    req: IncomingMessage,
-    url: URL,
-    user: string,
-    body: Buffer,
-  ): { status?: number; body: Json; contentType?: string } {
+  private route(req: IncomingMessage, url: URL, user: string, body: Buffer): RouteResult {
     const path = url.pathname.replace(/\/$/, '')
     const method = req.method ?? 'GET'
     const wantsTable = (req.headers.accept ?? '').includes('as=Table')
@@ -228,18 +277,36 @@ export class ApiServer {
     if (path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
       if (method !== 'POST') throw methodNotAllowed()
       const review = parseReview(body, req.headers['content-type'])
-      return { status: 201, body: reviewResponse(review, this.options.authorizer.allowed(user, review.attributes)) }
+      return {
+        status: 201,
+        body: reviewResponse(review, this.options.authorizer.allowed(user, review.attributes), user),
+      }
     }
-    if (method !== 'GET') throw methodNotAllowed()
+    if (path === '/apis/authentication.k8s.io/v1/selfsubjectreviews') {
+      if (method !== 'POST') throw methodNotAllowed()
+      return { status: 201, body: selfSubjectReview(user, this.groupsOf(req)) }
+    }
+    if (STREAM_PATH.test(path)) {
+      // exec and portforward without an upgrade: checked like an upgrade, then refused (UpgradeAwareHandler).
+      this.resolveStreamTarget(req, url, user)
+      throw badRequest('Upgrade request required')
+    }
+    // The resources below are read-only here (their discovery verbs are get and list): other methods are 405, while
+    // a path the server does not serve at all is 404 whatever the method.
+    const readOnly = () => {
+      if (method !== 'GET') throw methodNotAllowed()
+    }
     const { state } = this.options
 
     if (path === '/api/v1/namespaces') {
+      readOnly()
       this.authorize(user, { verb: 'list', resource: 'namespaces' })
       const items = [...state.namespaces].sort().map((name) => namespaceJson(name))
       return this.list('NamespaceList', items, wantsTable ? namespaceTable : undefined)
     }
     let match = /^\/api\/v1\/namespaces\/([^/]+)$/.exec(path)
     if (match) {
+      readOnly()
       const name = decodeURIComponent(match[1]!)
       this.authorize(user, { verb: 'get', resource: 'namespaces', name })
       if (!state.namespaces.has(name)) throw notFound('namespaces', name)
@@ -247,11 +314,13 @@ export class ApiServer {
       return wantsTable ? this.table(namespaceTable([object])) : { body: object }
     }
 
-    match = /^\/api\/v1\/namespaces\/([^/]+)\/(pods|secrets|services)(?:\/([^/]+))?$/.exec(path)
+    match = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?(pods|secrets|services)(?:\/([^/]+))?$/.exec(path)
     if (match) {
-      const namespace = decodeURIComponent(match[1]!)
+      readOnly()
+      const namespace = match[1] === undefined ? undefined : decodeURIComponent(match[1])
       const resource = match[2] as 'pods' | 'secrets' | 'services'
       const name = match[3] === undefined ? undefined : decodeURIComponent(match[3])
+      if (name !== undefined && namespace === undefined) throw pathNotFound()
       const store: Map<string, Json> =
         resource === 'pods'
           ? new Map([...state.pods].map(([key, entry]) => [key, entry.object]))
@@ -259,44 +328,210 @@ export class ApiServer {
             ? state.secrets
             : state.services
       const render = resource === 'pods' ? podTable : resource === 'secrets' ? secretTable : serviceTable
-      if (name !== undefined) {
-        this.authorize(user, { verb: 'get', resource, namespace, name })
-        const object = store.get(`${namespace}/${name}`)
-        if (!object) throw notFound(resource, name)
-        return wantsTable ? this.table(render([object])) : { body: object }
-      }
-      this.authorize(user, { verb: 'list', resource, namespace })
-      const selector = url.searchParams.get('labelSelector')
-      const matches = selector ? parseSelectorOrBadRequest(selector) : () => true
-      const items = [...store.entries()]
-        .filter(([key]) => key.startsWith(`${namespace}/`))
-        .map(([, object]) => object)
-        .filter((object) => matches(((object.metadata as Json).labels ?? {}) as Record<string, string>))
       const kind = resource === 'pods' ? 'PodList' : resource === 'secrets' ? 'SecretList' : 'ServiceList'
-      return this.list(kind, items, wantsTable ? render : undefined)
+      return this.readResource(url, user, { resource, namespace, name, store, render, kind, wantsTable })
     }
 
-    match = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments(?:\/([^/]+))?$/.exec(path)
+    match = /^\/apis\/apps\/v1\/(?:namespaces\/([^/]+)\/)?deployments(?:\/([^/]+))?$/.exec(path)
     if (match) {
-      const namespace = decodeURIComponent(match[1]!)
+      readOnly()
+      const namespace = match[1] === undefined ? undefined : decodeURIComponent(match[1])
       const name = match[2] === undefined ? undefined : decodeURIComponent(match[2])
-      if (name !== undefined) {
-        this.authorize(user, { verb: 'get', resource: 'deployments', group: 'apps', namespace, name })
-        const object = state.deployments.get(`${namespace}/${name}`)
-        if (!object) throw notFound('deployments.apps', name)
-        return { body: object }
-      }
-      this.authorize(user, { verb: 'list', resource: 'deployments', group: 'apps', namespace })
-      const items = [...state.deployments.entries()]
-        .filter(([key]) => key.startsWith(`${namespace}/`))
-        .map(([, o]) => o)
-      return { body: { ...listObject('DeploymentList', items), apiVersion: 'apps/v1' } }
+      if (name !== undefined && namespace === undefined) throw pathNotFound()
+      // The Deployment controller's bookkeeping, done at read time: its status counts the pods it selects.
+      const store = new Map([...state.deployments].map(([key, object]) => [key, this.withReplicaStatus(object)]))
+      return this.readResource(url, user, {
+        resource: 'deployments',
+        group: 'apps',
+        namespace,
+        name,
+        store,
+        render: deploymentTable,
+        kind: 'DeploymentList',
+        apiVersion: 'apps/v1',
+        wantsTable,
+      })
     }
     throw pathNotFound()
   }
 
+  /**
+   * GET of one object or a list (in a namespace, or across all of them) of a namespaced resource, with RBAC, label
+   * selectors and Table output. `watch` is refused: the sandbox keeps no event history to stream from.
+   */
+  private readResource(
+    url: URL,
+    user: string,
+    options: {
+      resource: WatchedResource
+      group?: string
+      namespace: string | undefined
+      name: string | undefined
+      store: Map<string, Json>
+      render: (items: Json[]) => Json
+      kind: string
+      apiVersion?: string
+      wantsTable: boolean
+    },
+  ): RouteResult {
+    const { resource, group, namespace, name, store, render, kind, wantsTable } = options
+    const notFoundKind = group ? `${resource}.${group}` : resource
+    if (name !== undefined) {
+      this.authorize(user, { verb: 'get', resource, namespace, name, ...(group ? { group } : {}) })
+      const object = store.get(`${namespace}/${name}`)
+      if (!object) throw notFound(notFoundKind, name)
+      return wantsTable ? this.table(render([object])) : { body: object }
+    }
+    const watching = ['true', '1'].includes(url.searchParams.get('watch') ?? '')
+    this.authorize(user, {
+      verb: watching ? 'watch' : 'list',
+      resource,
+      ...(namespace === undefined ? {} : { namespace }),
+      ...(group ? { group } : {}),
+    })
+    const selector = url.searchParams.get('labelSelector')
+    const matchesLabels = selector ? parseSelectorOrBadRequest(selector) : () => true
+    const matchesFields = parseFieldSelector(url.searchParams.get('fieldSelector'))
+    const matches = (object: Json) => {
+      const metadata = object.metadata as { labels?: Record<string, string> }
+      return matchesLabels(metadata.labels ?? {}) && matchesFields(object)
+    }
+    const items = [...store.entries()]
+      .filter(([key]) => namespace === undefined || key.startsWith(`${namespace}/`))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, object]) => object)
+      .filter(matches)
+    if (watching) {
+      return {
+        watch: {
+          resource,
+          namespace,
+          matches,
+          render: wantsTable ? render : undefined,
+          initial: items,
+          resourceVersion: url.searchParams.get('resourceVersion') ?? '',
+          timeoutSeconds: Number(url.searchParams.get('timeoutSeconds') ?? 0),
+        },
+      }
+    }
+    if (wantsTable) return this.table(render(items))
+    const list = listObject(kind, items)
+    return { body: options.apiVersion ? { ...list, apiVersion: options.apiVersion } : list }
+  }
+
+  // ---- watch ----
+
+  /**
+   * Records a change the scenario API made to the cluster state, with a new resourceVersion, and tells the open
+   * watches. `object` is the object as it now is (for DELETED: as it was). A change to a pod also changes the
+   * status of the Deployments of its namespace, as their controller would report it.
+   */
+  notify(resource: WatchedResource, type: WatchEventType, object: Json): void {
+    const metadata = object.metadata as { name: string; namespace: string; resourceVersion?: string }
+    metadata.resourceVersion = nextResourceVersion()
+    const event: WatchEvent = {
+      resourceVersion: Number(metadata.resourceVersion),
+      resource,
+      namespace: metadata.namespace,
+      type,
+      object: structuredClone(resource === 'deployments' ? this.withReplicaStatus(object) : object),
+    }
+    this.watchLog.push(event)
+    if (this.watchLog.length > WATCH_LOG_LENGTH) this.watchLog.shift()
+    for (const subscriber of this.watchers) subscriber(event)
+    if (resource === 'pods') {
+      for (const [key, deployment] of this.options.state.deployments) {
+        if (key.startsWith(`${metadata.namespace}/`)) this.notify('deployments', 'MODIFIED', deployment)
+      }
+    }
+  }
+
+  /**
+   * A watch, as the apiserver streams it: `{"type":…,"object":…}` lines on a chunked 200. Without a
+   * resourceVersion (or with "0") it starts with an ADDED for every object that matches; with one, it replays the
+   * changes after it. Objects are Tables when asked for (column definitions in the first event only).
+   */
+  private serveWatch(req: IncomingMessage, res: ServerResponse, watch: WatchRequest): void {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' })
+    res.flushHeaders()
+    let headers = true
+    const send = (type: WatchEventType, object: Json) => {
+      let payload = object
+      if (watch.render) {
+        payload = watch.render([object])
+        if (!headers) payload.columnDefinitions = null // Go's nil slice: only the first event has the columns
+        headers = false
+      }
+      res.write(`${JSON.stringify({ type, object: payload })}\n`)
+    }
+    const wanted = (event: WatchEvent) =>
+      event.resource === watch.resource &&
+      (watch.namespace === undefined || event.namespace === watch.namespace) &&
+      watch.matches(event.object)
+    const since = Number(watch.resourceVersion)
+    if (watch.resourceVersion === '' || watch.resourceVersion === '0' || Number.isNaN(since)) {
+      for (const object of watch.initial) send('ADDED', object)
+    } else {
+      for (const event of this.watchLog)
+        if (event.resourceVersion > since && wanted(event)) send(event.type, event.object)
+    }
+    const subscriber = (event: WatchEvent) => {
+      if (wanted(event)) send(event.type, event.object)
+    }
+    this.watchers.add(subscriber)
+    const timer = watch.timeoutSeconds > 0 ? setTimeout(() => res.end(), watch.timeoutSeconds * 1000) : undefined
+    const stop = () => {
+      this.watchers.delete(subscriber)
+      clearTimeout(timer)
+    }
+    res.on('close', stop)
+    req.on('close', stop)
+  }
+
   private list(kind: string, items: Json[], render: ((items: Json[]) => Json) | undefined) {
     return render ? this.table(render(items)) : { body: listObject(kind, items) }
+  }
+
+  /** A Deployment with the status its controller would report: replicas, ready, up to date, available. */
+  private withReplicaStatus(deployment: Json): Json {
+    const metadata = deployment.metadata as { namespace: string }
+    const spec = deployment.spec as {
+      selector?: { matchLabels?: Record<string, string> }
+      template?: { metadata?: { labels?: Record<string, string> } }
+    }
+    const selector = spec.selector?.matchLabels ?? {}
+    const pods = [...this.options.state.pods.entries()]
+      .filter(([key]) => key.startsWith(`${metadata.namespace}/`))
+      .map(
+        ([, entry]) => entry.object as { metadata: Json; status: { conditions?: { type: string; status: string }[] } },
+      )
+      .filter((pod) => {
+        const labels = (pod.metadata.labels ?? {}) as Record<string, string>
+        return (
+          Object.entries(selector).every(([key, value]) => labels[key] === value) && !pod.metadata.deletionTimestamp
+        )
+      })
+    const ready = pods.filter((pod) =>
+      pod.status.conditions?.some((condition) => condition.type === 'Ready' && condition.status === 'True'),
+    )
+    // The newest pod belongs to the current ReplicaSet (a rollout starts the new pod before it deletes the old).
+    const hashOf = (pod: { metadata: Json }) => ((pod.metadata.labels ?? {}) as Json)['pod-template-hash']
+    const newest = [...pods].sort((a, b) =>
+      String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
+    )[0]
+    const updated = pods.filter((pod) => newest !== undefined && hashOf(pod) === hashOf(newest))
+    return {
+      ...deployment,
+      status: {
+        ...((deployment.status ?? {}) as Json),
+        observedGeneration: (deployment.metadata as { generation?: number }).generation ?? 1,
+        replicas: pods.length,
+        updatedReplicas: updated.length,
+        readyReplicas: ready.length,
+        availableReplicas: ready.length,
+        ...(pods.length - ready.length > 0 ? { unavailableReplicas: pods.length - ready.length } : {}),
+      },
+    }
   }
 
   private table(body: Json) {
@@ -311,37 +546,13 @@ export class ApiServer {
     this.record(req, url, user)
     socket.on('error', () => socket.destroy())
     try {
-      const match = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|portforward)$/.exec(url.pathname)
-      if (!match) throw pathNotFound()
-      if (user === undefined) throw unauthorized()
-      const namespace = decodeURIComponent(match[1]!)
-      const podName = decodeURIComponent(match[2]!)
-      const subresource = match[3] as 'exec' | 'portforward'
-      // In 1.32 the WebSocket GET is authorized as `get`, the SPDY POST as `create` (protocols doc §4.10).
-      const verb = req.method === 'POST' ? 'create' : 'get'
-      this.authorize(user, { verb, resource: 'pods', subresource, namespace, name: podName })
-      const refused = this.options.apiFaults.refuseUpgrades
-      if (refused === 'all' || refused === subresource) throw badRequest('sandbox fault: upgrade refused')
-      const entry = this.options.state.pods.get(`${namespace}/${podName}`)
-      if (!entry) throw notFound('pods', podName)
-      const pod = entry.object as { metadata: { uid: string }; spec: { containers: { name: string }[] } }
-      const containers = pod.spec.containers.map((container) => container.name)
-      const request = subresource === 'exec' ? parseExecRequest(url.searchParams) : undefined
-      const container = request?.container ?? containers[0]
-      if (request && (!container || !containers.includes(container))) {
-        throw badRequest(`container ${request.container} is not valid for pod ${podName}`)
-      }
-      const running = entry.runtime && (entry.object.status as Json).phase === 'Running'
-      if (!running || !entry.runtime) {
-        // What the kubelet answers for a container that is not running (yet).
-        throw badRequest(`unable to upgrade connection: container not found ("${container}")`)
-      }
-      const target = { podName, podUid: pod.metadata.uid, namespace, runtime: entry.runtime }
-      this.track(podName, socket)
+      const { request, target, container } = this.resolveStreamTarget(req, url, user)
+      if (!target) return this.refuseNotRunning(req, socket, head, request, container)
+      this.track(target.podName, socket)
       if (request) {
-        if (req.method === 'POST' || !isWebSocket(req)) {
-          throw badRequest('Upgrade request required: the sandbox serves exec over WebSocket only')
-        }
+        // SPDY is what the API server proxies to the kubelet: kubectl's fallback (POST) and older clients.
+        if (isSpdyUpgrade(req)) return serveSpdyExec(req, socket, head, request, target, this.options.streamFaults)
+        if (!isWebSocket(req)) throw badRequest('Upgrade request required')
         const protocol = negotiateExecProtocol(offeredProtocols(req), this.options.execProtocols)
         if (protocol === undefined) {
           throw badRequest(`unable to upgrade: unable to negotiate protocol: ${offeredProtocols(req).join(', ')}`)
@@ -354,6 +565,72 @@ export class ApiServer {
       handlePortForwardUpgrade(req, socket, head, target, this.options.streamFaults, this.wss)
     } catch (error) {
       writeRawStatus(socket, error)
+    }
+  }
+
+  /**
+   * An exec into a container that is not running gets past the API server and is refused by the kubelet
+   * (`container not found ("…")`, a plain-text 500 from streaming.WriteError). The SPDY upgrade, which the API
+   * server proxies, gets that answer as it is (kubectl: `unable to upgrade connection: container not found …`). A v5
+   * WebSocket is accepted by the API server's stream translator before it dials the kubelet, so the refusal arrives
+   * as an InternalError status on the error channel. (Port-forward keeps a 400 Status: kubectl itself refuses pods
+   * that are not Running before it gets here.)
+   */
+  private refuseNotRunning(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    request: ExecRequest | undefined,
+    container: string,
+  ): void {
+    const refusal = `container not found ("${container}")`
+    if (!request) throw badRequest(`unable to upgrade connection: ${refusal}`)
+    const protocol = isWebSocket(req) ? negotiateExecProtocol(offeredProtocols(req), this.options.execProtocols) : ''
+    if (protocol === 'v5.channel.k8s.io') {
+      req.headers['sec-websocket-protocol'] = protocol
+      serveExecFailure(req, socket, head, this.wss, request, `unable to upgrade connection: ${refusal}`)
+      return
+    }
+    writeRawText(socket, 500, refusal)
+  }
+
+  /**
+   * What the API server checks before it proxies an exec or port-forward to the kubelet: the path, the user, RBAC
+   * on the subresource, the pod, the exec options and container. Any failure is a `Status`, answered the same way to
+   * the WebSocket GET, the SPDY POST and a request that does not upgrade at all. `target` is undefined when the
+   * container does not run (what the kubelet then says is the caller's to answer).
+   */
+  private resolveStreamTarget(
+    req: IncomingMessage,
+    url: URL,
+    user: string | undefined,
+  ): { request: ExecRequest | undefined; target: PodStreamTarget | undefined; container: string } {
+    if (user === undefined) throw unauthorized()
+    const match = STREAM_PATH.exec(url.pathname.replace(/\/$/, ''))
+    if (!match) throw pathNotFound()
+    const namespace = decodeURIComponent(match[1]!)
+    const podName = decodeURIComponent(match[2]!)
+    const subresource = match[3] as 'exec' | 'portforward'
+    // In 1.32 the WebSocket GET is authorized as `get`, the SPDY POST as `create` (protocols doc §4.10).
+    const verb = req.method === 'POST' ? 'create' : 'get'
+    this.authorize(user, { verb, resource: 'pods', subresource, namespace, name: podName })
+    const refused = this.options.apiFaults.refuseUpgrades
+    if (refused === 'all' || refused === subresource) throw badRequest('sandbox fault: upgrade refused')
+    const entry = this.options.state.pods.get(`${namespace}/${podName}`)
+    if (!entry) throw notFound('pods', podName)
+    const pod = entry.object as { metadata: { uid: string }; spec: { containers: { name: string }[] } }
+    const containers = pod.spec.containers.map((container) => container.name)
+    const request = subresource === 'exec' ? parseExecRequest(url.searchParams) : undefined
+    const container = request?.container ?? containers[0]
+    if (request && (!container || !containers.includes(container))) {
+      throw badRequest(`container ${request.container} is not valid for pod ${podName}`)
+    }
+    const running = (entry.object.status as Json).phase === 'Running'
+    return {
+      request,
+      container: container ?? '',
+      target:
+        running && entry.runtime ? { podName, podUid: pod.metadata.uid, namespace, runtime: entry.runtime } : undefined,
     }
   }
 
@@ -379,8 +656,33 @@ export class ApiServer {
   }
 }
 
+/** A bearer token, basic credentials or a client certificate: what makes a request not anonymous. */
+function hasCredentials(req: IncomingMessage): boolean {
+  if (req.headers.authorization) return true
+  const certificate = (req.socket as TLSSocket).getPeerCertificate?.()
+  return certificate !== undefined && Object.keys(certificate).length > 0
+}
+
+const STREAM_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)\/(exec|portforward)$/
+
 function isWebSocket(req: IncomingMessage): boolean {
   return (req.headers.upgrade ?? '').toLowerCase() === 'websocket'
+}
+
+/** The field selectors kubectl sends (`metadata.name=x` for `get pod x -w`, `metadata.namespace=`): = and ==, !=. */
+function parseFieldSelector(selector: string | null): (object: Json) => boolean {
+  if (!selector) return () => true
+  const requirements = selector.split(',').map((part) => {
+    const match = /^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(part)
+    if (!match) throw badRequest(`invalid selector: '${selector}'; can't understand '${part}'`)
+    const [, field, operator, value] = match as unknown as [string, string, string, string]
+    if (field !== 'metadata.name' && field !== 'metadata.namespace') {
+      throw badRequest(`field label not supported: ${field}`)
+    }
+    const key = field === 'metadata.name' ? 'name' : 'namespace'
+    return (object: Json) => ((object.metadata as Json)[key] === value) === (operator !== '!=')
+  })
+  return (object) => requirements.every((requirement) => requirement(object))
 }
 
 function parseSelectorOrBadRequest(selector: string) {
@@ -388,6 +690,16 @@ function parseSelectorOrBadRequest(selector: string) {
     return parseLabelSelector(selector)
   } catch (error) {
     throw badRequest(`unable to parse requirement: ${(error as Error).message}`)
+  }
+}
+
+/** What `kubectl auth whoami` asks: the user as the authenticator sees it. */
+function selfSubjectReview(user: string, groups: string[]): Json {
+  return {
+    kind: 'SelfSubjectReview',
+    apiVersion: 'authentication.k8s.io/v1',
+    metadata: { creationTimestamp: null },
+    status: { userInfo: { username: user, groups } },
   }
 }
 
@@ -461,6 +773,18 @@ function writeRawStatus(socket: Duplex, error: unknown): void {
   )
 }
 
+/** A plain-text error as Go's http server sends what a handler writes without a Content-Type (sniffed). */
+function writeRawText(socket: Duplex, code: number, text: string): void {
+  if (!socket.writable) return void socket.destroy()
+  socket.end(
+    `HTTP/1.1 ${code} ${reasonPhrases[code] ?? 'Error'}\r\n` +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      text,
+  )
+}
+
 /** Legacy discovery, which kubectl 1.32 accepts when aggregated discovery is not offered. */
 function discoveryDocuments(host: string): Record<string, Json> {
   const group = (name: string, version: string) => ({
@@ -477,7 +801,7 @@ function discoveryDocuments(host: string): Record<string, Json> {
     '/apis': {
       kind: 'APIGroupList',
       apiVersion: 'v1',
-      groups: [group('apps', 'v1'), group('authorization.k8s.io', 'v1')],
+      groups: [group('apps', 'v1'), group('authentication.k8s.io', 'v1'), group('authorization.k8s.io', 'v1')],
     },
     '/api/v1': {
       kind: 'APIResourceList',
@@ -509,13 +833,13 @@ function discoveryDocuments(host: string): Record<string, Json> {
           kind: 'PodPortForwardOptions',
           verbs: ['create', 'get'],
         },
-        { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get', 'list'] },
+        { name: 'secrets', singularName: 'secret', namespaced: true, kind: 'Secret', verbs: ['get', 'list', 'watch'] },
         {
           name: 'services',
           singularName: 'service',
           namespaced: true,
           kind: 'Service',
-          verbs: ['get', 'list'],
+          verbs: ['get', 'list', 'watch'],
           shortNames: ['svc'],
           categories: ['all'],
         },
@@ -531,9 +855,23 @@ function discoveryDocuments(host: string): Record<string, Json> {
           singularName: 'deployment',
           namespaced: true,
           kind: 'Deployment',
-          verbs: ['get', 'list'],
+          verbs: ['get', 'list', 'watch'],
           shortNames: ['deploy'],
           categories: ['all'],
+        },
+      ],
+    },
+    '/apis/authentication.k8s.io/v1': {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: 'authentication.k8s.io/v1',
+      resources: [
+        {
+          name: 'selfsubjectreviews',
+          singularName: 'selfsubjectreview',
+          namespaced: false,
+          kind: 'SelfSubjectReview',
+          verbs: ['create'],
         },
       ],
     },

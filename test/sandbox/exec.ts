@@ -88,6 +88,26 @@ export function serveExec(
   })
 }
 
+/**
+ * The 1.32 API server's stream translator when the kubelet refuses the exec (a container that is not running): the
+ * WebSocket is already accepted, so the error becomes an InternalError status on channel 3, then close 1000.
+ */
+export function serveExecFailure(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  wss: WebSocketServer,
+  request: ExecRequest,
+  cause: string,
+): void {
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    ws.send(Buffer.of(request.stdout ? channel.stdout : request.stderr ? channel.stderr : channel.error))
+    ws.send(Buffer.concat([Buffer.of(channel.error), Buffer.from(JSON.stringify(internalFailure(cause)))]), () =>
+      ws.close(1000),
+    )
+  })
+}
+
 function runSession(
   ws: WebSocket,
   protocol: string,
@@ -107,15 +127,26 @@ function runSession(
   let sentBytes = 0
   let pending = Promise.resolve()
   const send = (channelId: number, payload: Buffer): Promise<void> => {
-    const frame = base64
-      ? String.fromCharCode(48 + channelId) + payload.toString('base64')
-      : Buffer.concat([Buffer.from([channelId]), payload])
+    const encode = (body: Buffer) =>
+      base64
+        ? String.fromCharCode(48 + channelId) + body.toString('base64')
+        : Buffer.concat([Buffer.from([channelId]), body])
     const write = () =>
       new Promise<void>((resolve) => {
         if (ws.readyState !== ws.OPEN) return resolve()
-        ws.send(frame, { binary: !base64 }, () => resolve())
-        sentBytes += payload.length
-        if (faults.dropAfterBytes !== undefined && sentBytes >= faults.dropAfterBytes) rawSocket.destroy()
+        // dropAfterBytes: exactly that many payload bytes reach the client, then the connection is cut.
+        const limit = faults.dropAfterBytes
+        const cut = limit !== undefined && payload.length > 0 && sentBytes + payload.length >= limit
+        const body = cut ? payload.subarray(0, Math.max(0, limit - sentBytes)) : payload
+        sentBytes += body.length
+        if (cut && body.length === 0) {
+          rawSocket.destroy()
+          return resolve()
+        }
+        ws.send(encode(body), { binary: !base64 }, () => {
+          if (cut) rawSocket.destroy()
+          resolve()
+        })
       })
     pending = pending.then(async () => {
       if (faults.delayMs) await new Promise((resolve) => setTimeout(resolve, faults.delayMs))

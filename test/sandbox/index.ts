@@ -8,7 +8,7 @@
  *   sandbox.deny({ verb: 'get', resource: 'secrets' })
  *   await sandbox.stop()
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -19,7 +19,7 @@ import type { ExecProtocolSupport } from './exec.js'
 import { generateKeyPair } from './keys.js'
 import { createPodRuntime } from './pod-runtime.js'
 import { Authorizer, type DenyRule } from './rbac.js'
-import { type Json, podObject, secretObject, serviceObject } from './resources.js'
+import { type Json, nextResourceVersion, podObject, secretObject, serviceObject } from './resources.js'
 
 /** The Secret's shapes that the management pod's credentials come in. */
 export type CredentialsVariant =
@@ -33,7 +33,7 @@ export type CredentialsVariant =
   | 'malformed'
 
 export interface ManagementPodOptions {
-  /** Defaults to `management-pod-<replicaset hash>-<suffix>`. */
+  /** Defaults to `<deployment>-<replicaset hash>-<suffix>`. */
   name?: string
   /** The ReplicaSet hash; defaults to the current rollout's. */
   replicaSetHash?: string
@@ -43,12 +43,21 @@ export interface ManagementPodOptions {
   waitingMessage?: string
   restartCount?: number
   lastTerminationReason?: string
+  /** When the container last terminated (default: now), shown by RESTARTS as "(5m ago)". */
+  lastTerminationAt?: Date
   terminating?: boolean
   createdAt?: Date
   /** Container names; the first is the management container. */
   containers?: string[]
   labels?: Record<string, string>
   namespace?: string
+  /** The Deployment that owns the pod (default management-pod); pods of two Deployments are two workloads. */
+  deployment?: string
+  /** The management container's env and envFrom instead of the chart's (how the pod references its Secret). */
+  env?: Json[]
+  envFrom?: Json[]
+  /** Volumes added to the pod's `work` volume (e.g. a Secret volume). */
+  volumes?: Json[]
 }
 
 export interface SandboxOptions {
@@ -288,18 +297,28 @@ export class Sandbox {
   async addPod(options: ManagementPodOptions = {}): Promise<string> {
     const namespace = options.namespace ?? this.namespace
     const hash = options.replicaSetHash ?? this.replicaSetHash
-    const name = options.name ?? `management-pod-${hash}-${randomName(5)}`
+    const name = options.name ?? `${options.deployment ?? 'management-pod'}-${hash}-${randomName(5)}`
     const phase = options.phase ?? 'Running'
     const ready = options.ready ?? phase === 'Running'
     const object = podObject({
       name,
       namespace,
       labels: { ...(options.labels ?? managementLabels), 'pod-template-hash': hash },
-      ownerReplicaSet: `management-pod-${hash}`,
+      ownerReplicaSet: `${options.deployment ?? 'management-pod'}-${hash}`,
       containers: (options.containers ?? ['management-pod']).map((container, index) =>
-        index === 0 ? { name: container, ...this.managementContainerSpec() } : { name: container },
+        index === 0
+          ? {
+              name: container,
+              ...this.managementContainerSpec(),
+              ...(options.env ? { env: options.env } : {}),
+              ...(options.envFrom ? { envFrom: options.envFrom } : {}),
+            }
+          : { name: container },
       ),
-      volumes: [{ name: 'work', persistentVolumeClaim: { claimName: 'management-pod-work' } }],
+      volumes: [
+        { name: 'work', persistentVolumeClaim: { claimName: 'management-pod-work' } },
+        ...(options.volumes ?? []),
+      ],
       createdAt: options.createdAt ?? new Date(),
       phase,
       ready,
@@ -307,6 +326,7 @@ export class Sandbox {
       ...(options.waitingMessage ? { waitingMessage: options.waitingMessage } : {}),
       ...(options.restartCount !== undefined ? { restartCount: options.restartCount } : {}),
       ...(options.lastTerminationReason ? { lastTerminationReason: options.lastTerminationReason } : {}),
+      ...(options.lastTerminationAt ? { lastTerminationAt: options.lastTerminationAt } : {}),
       ...(options.terminating ? { deletionTimestamp: new Date() } : {}),
     })
     let runtime: PodRuntime | undefined
@@ -322,6 +342,7 @@ export class Sandbox {
       })
     }
     this.state.pods.set(this.podKey(name, namespace), { object, runtime })
+    this.server.notify('pods', 'ADDED', object)
     return name
   }
 
@@ -356,6 +377,7 @@ export class Sandbox {
     const entry = this.state.pods.get(key)
     if (!entry) return
     this.state.pods.delete(key)
+    this.server.notify('pods', 'DELETED', entry.object)
     this.server.dropStreams(name)
     await entry.runtime?.destroy()
   }
@@ -363,7 +385,12 @@ export class Sandbox {
   /** Marks a pod as terminating (kubectl shows `Terminating`); it keeps running until deleted. */
   markTerminating(name: string, namespace = this.namespace): void {
     const entry = this.state.pods.get(this.podKey(name, namespace))
-    if (entry) (entry.object.metadata as Json).deletionTimestamp = new Date().toISOString()
+    if (!entry) return
+    Object.assign(entry.object.metadata as Json, {
+      deletionTimestamp: new Date().toISOString(),
+      deletionGracePeriodSeconds: 30,
+    })
+    this.server.notify('pods', 'MODIFIED', entry.object)
   }
 
   /**
@@ -391,18 +418,41 @@ export class Sandbox {
     await this.runtime(podName).startSshd()
   }
 
+  /** The management-pod Deployment; a rollout bumps its generation. Its status is computed from the pods on read. */
   private writeDeployment(): void {
-    this.state.deployments.set(this.podKey('management-pod'), {
+    const key = this.podKey('management-pod')
+    const previous = this.state.deployments.get(key)?.metadata as
+      | { uid: string; creationTimestamp: string; generation: number }
+      | undefined
+    const deployment: Json = {
       kind: 'Deployment',
       apiVersion: 'apps/v1',
-      metadata: { name: 'management-pod', namespace: this.namespace, labels: managementLabels },
+      metadata: {
+        name: 'management-pod',
+        namespace: this.namespace,
+        uid: previous?.uid ?? randomUUID(),
+        resourceVersion: nextResourceVersion(),
+        generation: (previous?.generation ?? 0) + 1,
+        creationTimestamp: previous?.creationTimestamp ?? new Date().toISOString(),
+        labels: managementLabels,
+        annotations: { 'deployment.kubernetes.io/revision': String((previous?.generation ?? 0) + 1) },
+      },
       spec: {
         replicas: 1,
         selector: { matchLabels: managementLabels },
-        template: { metadata: { labels: managementLabels } },
+        // rollout() starts the new pod before it deletes the old one, as a rolling update does.
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } },
+        template: {
+          metadata: { labels: managementLabels },
+          spec: {
+            containers: [{ name: 'management-pod', image: 'akamas/management-container:sandbox' }],
+          },
+        },
       },
-      status: { replicas: 1, readyReplicas: 1, availableReplicas: 1 },
-    })
+      status: {},
+    }
+    this.state.deployments.set(key, deployment)
+    this.server.notify('deployments', previous ? 'MODIFIED' : 'ADDED', deployment)
   }
 
   // ---- Secret, Service ----
@@ -428,7 +478,7 @@ export class Sandbox {
         id_rsa: '-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n',
       }),
     }
-    this.state.secrets.set(this.podKey(name), secrets[variant])
+    this.putSecret(secrets[variant])
     writeFileSync(join(this.workDir, 'akamas_password'), this.secretHasPassword() ? `${this.password}\n` : '', {
       mode: 0o600,
     })
@@ -442,28 +492,49 @@ export class Sandbox {
   ): void {
     const object = secretObject(this.namespace, name, options.type ?? 'Opaque', data)
     if (options.rawData) Object.assign(object.data as Json, options.rawData)
-    this.state.secrets.set(this.podKey(name), object)
+    this.putSecret(object)
+  }
+
+  private putSecret(object: Json): void {
+    const key = this.podKey((object.metadata as { name: string }).name)
+    const existed = this.state.secrets.has(key)
+    this.state.secrets.set(key, object)
+    this.server.notify('secrets', existed ? 'MODIFIED' : 'ADDED', object)
   }
 
   deleteSecret(name = 'management-pod'): void {
-    this.state.secrets.delete(this.podKey(name))
+    const key = this.podKey(name)
+    const object = this.state.secrets.get(key)
+    if (!object) return
+    this.state.secrets.delete(key)
+    this.server.notify('secrets', 'DELETED', object)
   }
 
   setService(options: { selector?: Record<string, string>; port?: number } = {}): void {
-    this.state.services.set(
-      this.podKey('management-pod'),
-      serviceObject(this.namespace, 'management-pod', options.selector ?? managementLabels, [
-        { name: 'ssh', port: options.port ?? 22, targetPort: 22, protocol: 'TCP' },
-      ]),
-    )
+    const key = this.podKey('management-pod')
+    const existed = this.state.services.has(key)
+    const object = serviceObject(this.namespace, 'management-pod', options.selector ?? managementLabels, [
+      { name: 'ssh', port: options.port ?? 22, targetPort: 22, protocol: 'TCP' },
+    ])
+    this.state.services.set(key, object)
+    this.server.notify('services', existed ? 'MODIFIED' : 'ADDED', object)
   }
 
   deleteService(): void {
-    this.state.services.delete(this.podKey('management-pod'))
+    const key = this.podKey('management-pod')
+    const object = this.state.services.get(key)
+    if (!object) return
+    this.state.services.delete(key)
+    this.server.notify('services', 'DELETED', object)
   }
 
-  deleteNamespace(name: string): void {
+  /** Deletes a namespace and, as the namespace controller does, everything in it. */
+  async deleteNamespace(name: string): Promise<void> {
     this.state.namespaces.delete(name)
+    for (const podName of this.podNames(name)) await this.deletePod(podName, name)
+    for (const store of [this.state.secrets, this.state.services, this.state.deployments]) {
+      for (const key of [...store.keys()]) if (key.startsWith(`${name}/`)) store.delete(key)
+    }
   }
 
   // ---- RBAC ----

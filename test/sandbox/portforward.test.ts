@@ -620,6 +620,12 @@ describe('direct SPDY upgrade, byte level', () => {
     deflater.close()
   })
 
+  it('reads X-Stream-Protocol-Version as httpstream.Handshake does: lines and comma-separated lists', async () => {
+    const { response } = await rawUpgrade('X-Stream-Protocol-Version: v4.channel.k8s.io, portforward.k8s.io\r\n')
+    expect(response).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/)
+    expect(response).toContain('X-Stream-Protocol-Version: portforward.k8s.io\r\n')
+  })
+
   it('refuses a protocol version it does not speak with 403, as httpstream.Handshake does', async () => {
     const { response } = await rawUpgrade('X-Stream-Protocol-Version: v4.channel.k8s.io\r\n')
     expect(response).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/)

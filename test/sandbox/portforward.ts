@@ -160,8 +160,11 @@ export class PortForwardServer {
     target: PodStreamTarget,
     faults: FaultSource,
   ): PortForwardConnection | undefined {
-    // Go's Header[...] keeps repeated header lines apart (exec's SPDY retry sends five); Node would join them.
-    const versions = req.headersDistinct['x-stream-protocol-version'] ?? []
+    // httpstream.Handshake reads every header line (exec's SPDY retry sends five), each split on commas.
+    const versions = (req.headersDistinct['x-stream-protocol-version'] ?? [])
+      .flatMap((line) => line.split(','))
+      .map((version) => version.trim())
+      .filter((version) => version !== '')
     if (versions.length === 0) {
       rejectWithStatus(socket, 400, 'BadRequest', 'unable to upgrade: X-Stream-Protocol-Version is required')
       return undefined

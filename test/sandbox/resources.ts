@@ -28,6 +28,8 @@ export interface PodSpecInput {
   waitingMessage?: string
   restartCount?: number
   lastTerminationReason?: string
+  /** When the container last terminated (default: when the object is made), for RESTARTS' "(5m ago)". */
+  lastTerminationAt?: Date
   /** Set when the pod is being deleted. */
   deletionTimestamp?: Date
   podIP?: string
@@ -47,9 +49,20 @@ export function podObject(input: PodSpecInput, uid: string = randomUUID()): Json
         ? { running: { startedAt: input.createdAt.toISOString() } }
         : { waiting: { reason: 'ContainerCreating' } },
     ...(input.lastTerminationReason
-      ? { lastState: { terminated: { reason: input.lastTerminationReason, exitCode: 1 } } }
+      ? {
+          lastState: {
+            terminated: {
+              reason: input.lastTerminationReason,
+              exitCode: 1,
+              startedAt: input.createdAt.toISOString(),
+              finishedAt: (input.lastTerminationAt ?? new Date()).toISOString(),
+              containerID: 'containerd://sandbox',
+            },
+          },
+        }
       : { lastState: {} }),
   }))
+  const podIP = input.podIP ?? '10.244.0.10'
   const conditions = [
     { type: 'PodScheduled', status: 'True' },
     { type: 'Initialized', status: 'True' },
@@ -102,7 +115,9 @@ export function podObject(input: PodSpecInput, uid: string = randomUUID()): Json
       phase: input.phase,
       conditions,
       hostIP: '127.0.0.1',
-      podIP: input.podIP ?? '10.244.0.10',
+      hostIPs: [{ ip: '127.0.0.1' }],
+      podIP,
+      podIPs: [{ ip: podIP }],
       startTime: input.createdAt.toISOString(),
       containerStatuses,
     },
@@ -189,31 +204,114 @@ function table(columns: Column[], rows: { cells: unknown[]; object: Json }[]): J
   }
 }
 
+/** translateTimestampSince: `<unknown>` for no timestamp, else duration.HumanDuration of the time since. */
 export function age(since: string | undefined, now = Date.now()): string {
   if (!since) return '<unknown>'
-  const seconds = Math.max(0, Math.floor((now - Date.parse(since)) / 1000))
-  if (seconds < 120) return `${seconds}s`
-  const minutes = Math.floor(seconds / 60)
-  if (minutes < 120) return `${minutes}m`
-  const hours = Math.floor(minutes / 60)
-  return hours < 48 ? `${hours}h` : `${Math.floor(hours / 24)}d`
+  return humanDuration(now - Date.parse(since))
+}
+
+/**
+ * k8s.io/apimachinery/pkg/util/duration.HumanDuration, which the API server's printers use for AGE and for the
+ * "(5m ago)" of RESTARTS: about two significant figures ("2m5s", "4h30m", "2d5h", "3y10d").
+ */
+export function humanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000)
+  if (seconds < -1) return '<invalid>'
+  if (seconds < 0) return '0s'
+  if (seconds < 60 * 2) return `${seconds}s`
+  const minutes = Math.trunc(seconds / 60)
+  if (minutes < 10) {
+    const s = seconds % 60
+    return s === 0 ? `${minutes}m` : `${minutes}m${s}s`
+  }
+  if (minutes < 60 * 3) return `${minutes}m`
+  const hours = Math.trunc(minutes / 60)
+  if (hours < 8) {
+    const m = minutes % 60
+    return m === 0 ? `${hours}h` : `${hours}h${m}m`
+  }
+  if (hours < 48) return `${hours}h`
+  if (hours < 24 * 8) {
+    const h = hours % 24
+    return h === 0 ? `${Math.trunc(hours / 24)}d` : `${Math.trunc(hours / 24)}d${h}h`
+  }
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24)}d`
+  if (hours < 24 * 365 * 8) {
+    const days = Math.trunc(hours / 24) % 365
+    const years = Math.trunc(hours / 24 / 365)
+    return days === 0 ? `${years}y` : `${years}y${days}d`
+  }
+  return `${Math.trunc(hours / 24 / 365)}y`
+}
+
+interface ContainerStatusLike {
+  ready: boolean
+  restartCount: number
+  state?: {
+    waiting?: { reason?: string }
+    running?: unknown
+    terminated?: { reason?: string; exitCode?: number; signal?: number }
+  }
+  lastState?: { terminated?: { finishedAt?: string } }
 }
 
 interface PodLike {
   metadata: { name: string; creationTimestamp?: string; deletionTimestamp?: string }
   status: {
     phase: string
-    podIP?: string
-    containerStatuses?: { ready: boolean; restartCount: number; state?: { waiting?: { reason?: string } } }[]
+    reason?: string
+    podIPs?: { ip: string }[]
+    nominatedNodeName?: string
+    conditions?: { type: string; status: string }[]
+    containerStatuses?: ContainerStatusLike[]
   }
   spec: { containers: unknown[]; nodeName?: string }
 }
 
-/** The STATUS column as kubectl shows it: a waiting reason wins over the phase, deletion shows Terminating. */
+/**
+ * The cells of a pod's Table row as the API server's printPod computes them (pkg/printers/internalversion): READY
+ * counts containers that are ready *and* running; STATUS is the phase (or status.reason), overridden by the first
+ * container's waiting or terminated reason, then by `Terminating` for a pod being deleted that has not finished;
+ * RESTARTS adds "(<age> ago)" of the latest termination. Init containers are not modelled (the management pod has
+ * none).
+ */
+export function podRow(pod: PodLike, now = Date.now()): { ready: string; status: string; restarts: string } {
+  const phase = pod.status.phase
+  let reason = pod.status.reason || phase
+  let restarts = 0
+  let readyContainers = 0
+  let lastRestart = 0
+  let hasRunning = false
+  const statuses = pod.status.containerStatuses ?? []
+  for (let i = statuses.length - 1; i >= 0; i--) {
+    const container = statuses[i]!
+    restarts += container.restartCount
+    const finishedAt = Date.parse(container.lastState?.terminated?.finishedAt ?? '')
+    if (!Number.isNaN(finishedAt) && finishedAt > lastRestart) lastRestart = finishedAt
+    const { waiting, terminated, running } = container.state ?? {}
+    if (waiting?.reason) reason = waiting.reason
+    else if (terminated?.reason) reason = terminated.reason
+    else if (terminated)
+      reason = terminated.signal ? `Signal:${terminated.signal}` : `ExitCode:${terminated.exitCode ?? 0}`
+    else if (container.ready && running) {
+      hasRunning = true
+      readyContainers++
+    }
+  }
+  if (reason === 'Completed' && hasRunning) {
+    const podReady = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+    reason = podReady ? 'Running' : 'NotReady'
+  }
+  if (pod.metadata.deletionTimestamp && pod.status.reason === 'NodeLost') reason = 'Unknown'
+  else if (pod.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed') reason = 'Terminating'
+  const restartsText =
+    restarts !== 0 && lastRestart > 0 ? `${restarts} (${humanDuration(now - lastRestart)} ago)` : String(restarts)
+  return { ready: `${readyContainers}/${pod.spec.containers.length}`, status: reason, restarts: restartsText }
+}
+
+/** The STATUS column as kubectl shows it (see podRow). */
 export function podStatusColumn(pod: PodLike): string {
-  if (pod.metadata.deletionTimestamp) return 'Terminating'
-  const waiting = pod.status.containerStatuses?.find((status) => status.state?.waiting?.reason)
-  return waiting?.state?.waiting?.reason ?? pod.status.phase
+  return podRow(pod).status
 }
 
 export function podTable(pods: Json[]): Json {
@@ -224,7 +322,8 @@ export function podTable(pods: Json[]): Json {
     {
       name: 'Restarts',
       type: 'string',
-      description: 'The number of times the containers in this pod have been restarted.',
+      description:
+        'The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.',
     },
     {
       name: 'Age',
@@ -250,19 +349,17 @@ export function podTable(pods: Json[]): Json {
     columns,
     pods.map((object) => {
       const pod = object as unknown as PodLike
-      const statuses = pod.status.containerStatuses ?? []
-      const ready = statuses.filter((status) => status.ready).length
-      const restarts = statuses.reduce((sum, status) => sum + status.restartCount, 0)
+      const row = podRow(pod)
       return {
         cells: [
           pod.metadata.name,
-          `${ready}/${pod.spec.containers.length}`,
-          podStatusColumn(pod),
-          String(restarts),
+          row.ready,
+          row.status,
+          row.restarts,
           age(pod.metadata.creationTimestamp),
-          pod.status.podIP ?? '<none>',
-          pod.spec.nodeName ?? '<none>',
-          '<none>',
+          pod.status.podIPs?.[0]?.ip || '<none>',
+          pod.spec.nodeName || '<none>',
+          pod.status.nominatedNodeName || '<none>',
           '<none>',
         ],
         object,
@@ -333,9 +430,74 @@ export function serviceTable(services: Json[]): Json {
           '<none>',
           service.spec.ports.map((port) => `${port.port}/${port.protocol}`).join(','),
           age(service.metadata.creationTimestamp),
-          Object.entries(service.spec.selector ?? {})
-            .map(([key, value]) => `${key}=${value}`)
-            .join(',') || '<none>',
+          formatLabels(service.spec.selector ?? {}),
+        ],
+        object,
+      }
+    }),
+  )
+}
+
+/** labels.FormatLabels: `key=value` pairs sorted by key, or `<none>`. */
+function formatLabels(labels: Record<string, string>): string {
+  const keys = Object.keys(labels).sort()
+  return keys.length === 0 ? '<none>' : keys.map((key) => `${key}=${labels[key]}`).join(',')
+}
+
+export function deploymentTable(deployments: Json[]): Json {
+  const columns: Column[] = [
+    { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.' },
+    { name: 'Ready', type: 'string', description: 'Number of the pod with ready state' },
+    {
+      name: 'Up-to-date',
+      type: 'string',
+      description:
+        'Total number of non-terminating pods targeted by this deployment that have the desired template spec.',
+    },
+    {
+      name: 'Available',
+      type: 'string',
+      description:
+        'Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.',
+    },
+    {
+      name: 'Age',
+      type: 'string',
+      description: 'CreationTimestamp is a timestamp representing the server time when this object was created.',
+    },
+    { name: 'Containers', type: 'string', priority: 1, description: 'Names of each container in the template.' },
+    {
+      name: 'Images',
+      type: 'string',
+      priority: 1,
+      description: 'Images referenced by each container in the template.',
+    },
+    { name: 'Selector', type: 'string', priority: 1, description: 'Label selector for pods.' },
+  ]
+  return table(
+    columns,
+    deployments.map((object) => {
+      const deployment = object as {
+        metadata: { name: string; creationTimestamp?: string }
+        spec: {
+          replicas?: number
+          selector?: { matchLabels?: Record<string, string> }
+          template?: { spec?: { containers?: { name: string; image?: string }[] } }
+        }
+        status?: { readyReplicas?: number; updatedReplicas?: number; availableReplicas?: number }
+      }
+      const containers = deployment.spec.template?.spec?.containers ?? []
+      const selector = deployment.spec.selector?.matchLabels ?? {}
+      return {
+        cells: [
+          deployment.metadata.name,
+          `${deployment.status?.readyReplicas ?? 0}/${deployment.spec.replicas ?? 0}`,
+          deployment.status?.updatedReplicas ?? 0,
+          deployment.status?.availableReplicas ?? 0,
+          age(deployment.metadata.creationTimestamp),
+          containers.map((container) => container.name).join(','),
+          containers.map((container) => container.image ?? '').join(','),
+          Object.keys(selector).length === 0 ? '<none>' : formatLabels(selector),
         ],
         object,
       }

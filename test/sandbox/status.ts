@@ -44,8 +44,10 @@ export function unauthorized(): StatusError {
 }
 
 /**
- * The RBAC denial, worded as the apiserver's forbiddenMessage does: `User %q cannot %s resource %q in API group %q
- * in the namespace %q`, with a subresource written as `pods/exec`.
+ * The RBAC denial, as the apiserver's responsewriters.Forbidden builds it: `forbiddenMessage` (`User %q cannot %s
+ * resource %q in API group %q in the namespace %q`, with a subresource written as `pods/exec`) wrapped by
+ * apierrors.NewForbidden, whose subject is the group-qualified resource *without* the subresource (`pods "x"`,
+ * `deployments.apps "x"`).
  */
 export function forbidden(
   user: string,
@@ -58,14 +60,20 @@ export function forbidden(
     group?: string
   },
 ): StatusError {
+  const group = attributes.group ?? ''
   const resource = attributes.subresource ? `${attributes.resource}/${attributes.subresource}` : attributes.resource
-  const subject = attributes.name ? `${resource} "${attributes.name}"` : resource
+  const qualified = group ? `${attributes.resource}.${group}` : attributes.resource
+  const subject = attributes.name ? `${qualified} "${attributes.name}"` : qualified
   const scope = attributes.namespace ? ` in the namespace "${attributes.namespace}"` : ' at the cluster scope'
   return new StatusError({
     ...base,
-    message: `${subject} is forbidden: User "${user}" cannot ${attributes.verb} resource "${resource}" in API group "${attributes.group ?? ''}"${scope}`,
+    message: `${subject} is forbidden: User "${user}" cannot ${attributes.verb} resource "${resource}" in API group "${group}"${scope}`,
     reason: 'Forbidden',
-    details: { ...(attributes.name ? { name: attributes.name } : {}), kind: attributes.resource },
+    details: {
+      ...(attributes.name ? { name: attributes.name } : {}),
+      ...(group ? { group } : {}),
+      kind: attributes.resource,
+    },
     code: 403,
   })
 }
