@@ -5,7 +5,9 @@
  *     originals, so the machine's own accounts never change,
  *   - empty copies of the login records (utmp, wtmp, btmp, lastlog) hide the machine's, so sshd logins into the pod
  *     are not written into the machine's records,
- *   - the hostname is the pod's name.
+ *   - the hostname is the pod's name,
+ *   - a stand-in for the Akamas CLI is on PATH as `akamas` (AKAMAS_STANDIN below; an overlay puts it into
+ *     /usr/local/bin, where the real image has it, without changing the machine's folder).
  * A "namespace holder" process (`unshare … sh`, see HOLDER_SCRIPT) keeps the namespace alive; every pod process
  * enters it with `nsenter`, with a clean environment, as `akamas`, in /work. Needs root (unshare, nsenter, mount).
  *
@@ -97,7 +99,8 @@ export class NamespacedPodRuntime implements PodRuntime {
       ...ACCOUNT_FILES.map((file) => [accountCopy(options.stateDir, file), file]),
     ]
     binds.push(...(await prepareLoginRecordCopies(options.stateDir)))
-    const holder = await startNamespaceHolder(options.name, binds).catch(async (error: unknown) => {
+    const standinDir = await writeAkamasStandin(options.stateDir)
+    const holder = await startNamespaceHolder(options.name, binds, standinDir).catch(async (error: unknown) => {
       await removeStateFiles(options.stateDir, sshdPaths(options.stateDir))
       throw error
     })
@@ -264,6 +267,10 @@ function connectionRefused(port: number): NodeJS.ErrnoException {
 const HOLDER_SCRIPT = `set -e
 hostname "$1"; shift
 while [ $# -gt 0 ]; do mount --bind "$1" "$2"; shift 2; done
+if [ -n "$AKAMAS_STANDIN_DIR" ]; then
+  mount -t overlay akamas-standin -o "lowerdir=$AKAMAS_STANDIN_DIR:/usr/local/bin" /usr/local/bin 2>/dev/null ||
+    mount --bind "$AKAMAS_STANDIN_DIR" /usr/local/sbin
+fi
 cd ${POD_HOME}
 echo ${HOLDER_READY_LINE}
 set +e
@@ -282,13 +289,15 @@ done
 
 /**
  * Starts the process that owns the pod's namespaces (see HOLDER_SCRIPT). `--fork` makes the script a child of
- * unshare, and `--kill-child` ends it if unshare is killed.
+ * unshare, and `--kill-child` ends it if unshare is killed. `standinDir` holds the programs that the pod has on top
+ * of the machine's: overlaid on /usr/local/bin (or, where overlayfs is missing, bound on the empty /usr/local/sbin,
+ * first on the exec PATH).
  */
-async function startNamespaceHolder(hostname: string, binds: string[][]): Promise<ChildProcess> {
+async function startNamespaceHolder(hostname: string, binds: string[][], standinDir: string): Promise<ChildProcess> {
   const args = ['--mount', '--uts', '--propagation', 'private', '--fork', '--kill-child']
   const holder = spawn('unshare', [...args, 'sh', '-c', HOLDER_SCRIPT, 'holder', hostname, ...binds.flat()], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: POD_PATH },
+    env: { PATH: POD_PATH, AKAMAS_STANDIN_DIR: standinDir },
   })
   let stderr = ''
   holder.stderr!.on('data', (chunk: Buffer) => {
@@ -395,6 +404,90 @@ async function prepareLoginRecordCopies(stateDir: string): Promise<string[][]> {
   return binds
 }
 
+// ---- The Akamas CLI stand-in ----
+
+/** What the stand-in prints first on stderr, before a JSON record of its invocation. */
+export const AKAMAS_STANDIN_MARK = 'akamas-standin:'
+/** The password the stand-in's `akamas login` accepts. */
+export const AKAMAS_STANDIN_PASSWORD = 'akamas-pw'
+
+/**
+ * A stand-in for the Akamas CLI (run with the machine's node). First it reports what it was given, on stderr, as
+ * `akamas-standin: {"argv":[…],"cwd":"/work","tty":false,"files":{…}}`, where `files` maps every argument that names
+ * an existing path (also the value of `--opt=PATH`) to its SHA-256 — a folder to an object of the files inside it,
+ * by relative path — so that tests see what was uploaded even after it is removed. Then it acts on its first
+ * argument:
+ *   login    asks `Password:` on the terminal without echo (none: exit 3); `Logged in.` for AKAMAS_STANDIN_PASSWORD,
+ *            else `Login failed.` and exit 1
+ *   exit N   exits with status N
+ *   cat      copies stdin to stdout
+ *   echo     prints each further argument as [ARG] on its own line
+ *   …        anything else prints `ok`
+ */
+export const AKAMAS_STANDIN = `#!/usr/bin/env node
+'use strict'
+const fs = require('node:fs')
+const crypto = require('node:crypto')
+const path = require('node:path')
+const argv = process.argv.slice(2)
+const hash = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+function describe(target) {
+  const info = fs.statSync(target, { throwIfNoEntry: false })
+  if (!info) return undefined
+  if (info.isFile()) return hash(target)
+  if (!info.isDirectory()) return undefined
+  const files = {}
+  for (const name of fs.readdirSync(target, { recursive: true })) {
+    const full = path.join(target, name)
+    if (fs.statSync(full).isFile()) files[name] = hash(full)
+  }
+  return files
+}
+const files = {}
+for (const arg of argv) {
+  for (const candidate of [arg, arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : undefined]) {
+    const found = candidate ? describe(candidate) : undefined
+    if (found !== undefined) files[candidate] = found
+  }
+}
+const record = { argv, cwd: process.cwd(), tty: Boolean(process.stdin.isTTY), files }
+process.stderr.write('${AKAMAS_STANDIN_MARK} ' + JSON.stringify(record) + '\\n')
+const [command, ...rest] = argv
+if (command === 'exit') process.exit(Number(rest[0] ?? 0))
+else if (command === 'cat') process.stdin.pipe(process.stdout)
+else if (command === 'echo') process.stdout.write(rest.map((arg) => '[' + arg + ']\\n').join(''))
+else if (command === 'login') {
+  if (!process.stdin.isTTY) {
+    process.stderr.write('akamas login: a terminal is needed to ask for the password\\n')
+    process.exit(3)
+  }
+  process.stdout.write('Password: ')
+  process.stdin.setRawMode(true)
+  let typed = ''
+  process.stdin.on('data', (chunk) => {
+    for (const char of chunk.toString('utf8')) {
+      if (char === '\\u0003') process.exit(130)
+      if (char !== '\\r' && char !== '\\n') {
+        typed += char
+        continue
+      }
+      process.stdin.setRawMode(false)
+      const ok = typed === '${AKAMAS_STANDIN_PASSWORD}'
+      process.stdout.write(ok ? '\\r\\nLogged in.\\r\\n' : '\\r\\nLogin failed.\\r\\n')
+      process.exit(ok ? 0 : 1)
+    }
+  })
+} else process.stdout.write('ok\\n')
+`
+
+/** Writes the stand-in into a folder of its own under stateDir (readable by the pod user) and returns the folder. */
+async function writeAkamasStandin(stateDir: string): Promise<string> {
+  const dir = join(stateDir, 'standin-bin')
+  await mkdir(dir, { recursive: true, mode: 0o755 })
+  await writeFile(join(dir, 'akamas'), AKAMAS_STANDIN, { mode: 0o755 })
+  return dir
+}
+
 async function removeStateFiles(stateDir: string, sshd: SshdPaths): Promise<void> {
   const files = [
     ...ACCOUNT_FILES.map((file) => accountCopy(stateDir, file)),
@@ -404,6 +497,7 @@ async function removeStateFiles(stateDir: string, sshd: SshdPaths): Promise<void
   ]
   await Promise.all(files.map((file) => rm(file, { force: true })))
   await rm(join(stateDir, 'login-records'), { recursive: true, force: true })
+  await rm(join(stateDir, 'standin-bin'), { recursive: true, force: true })
 }
 
 // ---- Processes ----
