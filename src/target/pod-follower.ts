@@ -74,16 +74,17 @@ export class PodFollower {
 
   /** A stream to `podName` failed: list again before the next stream goes there (and soon, in the background). */
   invalidate(podName: string): void {
-    if (this.pod?.pod.name !== podName || this.stale) return
+    if (this.stopped || this.pod?.pod.name !== podName || this.stale) return
     this.stale = true
-    void this.relist()
+    this.relist().catch(() => {})
   }
 
   /** Starts the background re-list (for long-running users such as `forward`). */
   startResync(): void {
     const every = this.options.resyncMs ?? 10_000
     if (every <= 0 || this.timer) return
-    this.timer = setInterval(() => void this.relist(), every)
+    // Failures are reported as events; a rejection here would have no one to catch it.
+    this.timer = setInterval(() => this.relist().catch(() => {}), every)
     this.timer.unref()
   }
 

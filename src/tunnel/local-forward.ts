@@ -12,21 +12,28 @@ export interface LocalForwardOptions {
   port: number
   /** The port in the pod. */
   remotePort: number
-  /** Opens a stream to the pod's port; called once per accepted connection (it may pick a new pod each time). */
-  connect: (remotePort: number) => Promise<PodStream>
+  /**
+   * Opens a stream to the pod's port; called once per accepted connection (it may pick a new pod each time, and
+   * wait for one). `signal` aborts when the listener closes.
+   */
+  connect: (remotePort: number, signal: AbortSignal) => Promise<PodStream>
   onConnection?: (event: ForwardEvent) => void
 }
 
 export type ForwardEvent =
   | { kind: 'open'; id: number; from: string; target: PodStreamTarget }
-  | { kind: 'close'; id: number; bytesIn: number; bytesOut: number }
-  | { kind: 'error'; id: number; message: string }
+  /** `bytesIn`: from the pod to the client; `bytesOut`: from the client to the pod. */
+  | { kind: 'close'; id: number; target: PodStreamTarget; bytesIn: number; bytesOut: number; durationMs: number }
+  /** The connection could not be carried (no stream), or its stream failed; `target` is set in the second case. */
+  | { kind: 'error'; id: number; message: string; target?: PodStreamTarget }
 
 export interface LocalForward {
   readonly port: number
   /** True when the preferred port was busy and another was taken. */
   readonly fellBack: boolean
   readonly activeConnections: number
+  /** Cuts the open connections whose pod stream `filter` selects (e.g. those to a pod that is gone); returns how many. */
+  dropConnections(filter: (target: PodStreamTarget) => boolean): number
   close(): Promise<void>
 }
 
@@ -36,6 +43,7 @@ export async function startLocalForward(options: LocalForwardOptions): Promise<L
   const sockets = new Set<Socket>()
   const streams = new Set<PodStream>()
   let nextId = 1
+  const closing = new AbortController()
   const server = createServer((socket) => {
     const id = nextId++
     sockets.add(socket)
@@ -44,31 +52,32 @@ export async function startLocalForward(options: LocalForwardOptions): Promise<L
     socket.on('error', () => {})
     // Hold the client's bytes until the pod stream is open.
     socket.pause()
-    options.connect(options.remotePort).then(
+    options.connect(options.remotePort, closing.signal).then(
       (stream) => {
         if (socket.destroyed) return void stream.destroy()
         streams.add(stream)
+        const openedAt = Date.now()
         options.onConnection?.({
           kind: 'open',
           id,
           from: `${socket.remoteAddress}:${socket.remotePort}`,
           target: stream.target,
         })
-        let bytesIn = 0
-        let bytesOut = 0
-        stream.on('data', (chunk: Buffer) => {
-          bytesIn += chunk.length
-        })
-        socket.on('data', (chunk: Buffer) => {
-          bytesOut += chunk.length
-        })
         stream.pipe(socket)
         socket.pipe(stream)
         socket.resume()
         const finish = (error?: Error) => {
           if (!streams.delete(stream)) return
-          if (error) options.onConnection?.({ kind: 'error', id, message: error.message })
-          options.onConnection?.({ kind: 'close', id, bytesIn, bytesOut })
+          if (error) options.onConnection?.({ kind: 'error', id, message: error.message, target: stream.target })
+          options.onConnection?.({
+            kind: 'close',
+            id,
+            target: stream.target,
+            // Counted by the streams themselves: no extra 'data' listener on the hot path.
+            bytesIn: socket.bytesWritten,
+            bytesOut: socket.bytesRead,
+            durationMs: Date.now() - openedAt,
+          })
           stream.destroy()
           socket.destroy()
         }
@@ -92,10 +101,21 @@ export async function startLocalForward(options: LocalForwardOptions): Promise<L
     get activeConnections() {
       return streams.size
     },
+    dropConnections(filter) {
+      let dropped = 0
+      for (const stream of [...streams]) {
+        if (!filter(stream.target)) continue
+        stream.destroy()
+        dropped++
+      }
+      return dropped
+    },
     async close() {
+      closing.abort()
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const stream of streams) stream.destroy()
       for (const socket of sockets) socket.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await closed
     },
   }
 }

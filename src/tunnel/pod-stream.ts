@@ -19,6 +19,8 @@ export interface PodStreamTarget {
 export interface PodStreamOptions {
   /** WebSocket ping interval (default 20 s: under the 60 s idle timeout of common load balancers). */
   pingIntervalMs?: number
+  /** Gives up the upgrade (e.g. the listener that wanted the stream is closing). */
+  signal?: AbortSignal
 }
 
 /** Opens a stream to `port` in the pod. Rejects with a mapped AccessError if the upgrade is refused. */
@@ -29,9 +31,22 @@ export async function openPodStream(
   options: PodStreamOptions = {},
 ): Promise<PodStream> {
   const path = `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.podName)}/portforward`
-  const { ws } = await openWebSocket(client, path, { ports: String(port) }, ['v4.channel.k8s.io'])
+  const { ws } = await openWebSocket(client, path, { ports: String(port) }, ['v4.channel.k8s.io'], {
+    ...(options.signal ? { signal: options.signal } : {}),
+    // Masking (RFC 6455 §5.3) keeps a browser script's chosen bytes from confusing caching proxies that can read
+    // them. Inside TLS no proxy can, and our payload is no script's: a zero key makes masking a no-op, which
+    // spares a byte-by-byte pass over everything we send (ws has no native masking on Node 20).
+    ...(client.serverUrl.protocol === 'https:' ? { generateMask: zeroMask } : {}),
+  })
   return new PodStream(ws, target, port, options.pingIntervalMs ?? 20_000)
 }
+
+function zeroMask(mask: Buffer): void {
+  mask.fill(0)
+}
+
+/** Frames up to this size reuse the stream's buffer; bigger ones (rare: a full write queue) get their own. */
+const maxReusedFrame = 512 * 1024
 
 const dataChannel = 0
 const errorChannel = 1
@@ -40,6 +55,8 @@ export class PodStream extends Duplex {
   /** The kubelet's error text, if it sent one (e.g. nothing listens on the port). */
   remoteError: string | undefined
   private readonly prefixPending = new Set([dataChannel, errorChannel])
+  /** Reused for every frame we send (see send). */
+  private frameBuffer: Buffer = Buffer.alloc(0)
   private readonly pinger: NodeJS.Timeout
   private lastFrameAt = Date.now()
 
@@ -115,13 +132,41 @@ export class PodStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.send([chunk], chunk.length, callback)
+  }
+
+  /** Whatever queued while the last send was in flight goes out as one frame: one copy, one TLS write. */
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    callback: (error?: Error | null) => void,
+  ): void {
+    let length = 0
+    for (const { chunk } of chunks) length += chunk.length
+    this.send(
+      chunks.map(({ chunk }) => chunk),
+      length,
+      callback,
+    )
+  }
+
+  private send(chunks: Buffer[], length: number, callback: (error?: Error | null) => void): void {
     if (this.ws.readyState !== this.ws.OPEN) {
       callback(this.failure('the connection is closed', ExitCode.connectionLost))
       return
     }
-    this.ws.send(Buffer.concat([Buffer.from([dataChannel]), chunk]), { binary: true }, (error) =>
-      callback(error ?? null),
-    )
+    // The channel byte and the data in one buffer: a v4 frame is one message, and ws sends a message as given.
+    // One send is in flight at a time (the next waits for this callback), and ws is done with the buffer when it
+    // calls back, so one buffer per stream serves every frame: no allocation, no garbage, per chunk.
+    if (this.frameBuffer.length < 1 + length) {
+      this.frameBuffer = Buffer.allocUnsafeSlow(Math.min(Math.max(1 + length, 64 * 1024 + 1), maxReusedFrame))
+    }
+    const frame = 1 + length <= this.frameBuffer.length ? this.frameBuffer : Buffer.allocUnsafe(1 + length)
+    frame[0] = dataChannel
+    let offset = 1
+    for (const chunk of chunks) offset += chunk.copy(frame, offset)
+    // Acknowledged once written to the socket: meanwhile the next chunks queue up and leave as one frame. (Earlier
+    // acknowledgements measured slower: they only move the queue into the socket.)
+    this.ws.send(frame.subarray(0, offset), { binary: true }, (error) => callback(error ?? null))
   }
 
   override _final(callback: (error?: Error | null) => void): void {

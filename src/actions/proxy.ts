@@ -1,0 +1,73 @@
+/**
+ * `akm-access proxy`: OpenSSH's ProxyCommand. Joins stdin and stdout to one pod stream to the management pod's sshd
+ * (or --remote-port), so that ssh, scp, sftp, rsync and VS Code reach the pod with no local port at all. Nothing but
+ * the stream's bytes is written to stdout; everything else goes to stderr, which ssh shows.
+ */
+import type { Deps } from '../deps.js'
+import { AccessError, ExitCode } from '../errors.js'
+import type { TargetOptions } from '../target/find-target.js'
+import { PodFollower } from '../target/pod-follower.js'
+import type { Io } from '../terminal/io.js'
+import type { PodStream } from '../tunnel/pod-stream.js'
+import { openFollowedStream } from './pod-tunnel.js'
+
+export interface ProxyOptions {
+  target: TargetOptions
+  remotePort: number
+  /** How long to wait for a ready pod when none is (e.g. during a rollout). */
+  podTimeoutMs: number
+}
+
+/** Resolves 0 when either side ends; rejects (exit 255) when the pod stream fails. */
+export async function runProxy(options: ProxyOptions, deps: Pick<Deps, 'io' | 'kube' | 'logger'>): Promise<number> {
+  const client = await deps.kube()
+  const namespace = options.target.namespace ?? client.connection.namespace.value
+  const follower = new PodFollower(client, { target: { ...options.target, namespace }, resyncMs: 0 })
+  let stream: PodStream
+  try {
+    stream = await openFollowedStream(client, follower, options.remotePort, {
+      podTimeoutMs: options.podTimeoutMs,
+      onRetry: (podName, error) => deps.logger.debug(`stream to ${podName} refused (${error.message}); retrying`),
+    })
+  } finally {
+    follower.stop()
+  }
+  deps.logger.debug(`proxy: stdin/stdout <-> ${stream.target.podName}:${options.remotePort}`)
+  return joinStdio(deps.io, stream)
+}
+
+function joinStdio(io: Io, stream: PodStream): Promise<number> {
+  const { stdin, stdout } = io
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const finish = (error?: Error) => {
+      if (settled) return
+      settled = true
+      stdin.unpipe(stream)
+      // Our reading of stdin would otherwise keep the process alive.
+      stdin.destroy()
+      stream.destroy()
+      if (error) reject(error)
+      else resolve(0)
+    }
+    stream.on('error', (error: Error) => finish(lost(error)))
+    // The pod side ended (sshd closed the connection): flush what is left to ssh, then stop.
+    stream.on('end', () => stdout.write('', () => finish()))
+    stream.on('close', () => {
+      if (!stream.errored && !stream.readableEnded) finish()
+    })
+    // ssh went away (it closes our stdout and sends SIGHUP): nothing more to do.
+    stdout.on('error', () => finish())
+    stdin.on('error', () => finish())
+    // stdin's end ends the stream (the v4 protocol cannot half-close: the connection closes after our last bytes).
+    stdin.pipe(stream)
+    stream.pipe(stdout, { end: false })
+  })
+}
+
+function lost(error: Error): AccessError {
+  return new AccessError(error.message, {
+    exitCode: ExitCode.connectionLost,
+    ...(error instanceof AccessError && error.hint ? { hint: error.hint } : {}),
+  })
+}
