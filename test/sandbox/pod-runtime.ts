@@ -122,6 +122,10 @@ export class NamespacedPodRuntime implements PodRuntime {
     return this.sshd?.port
   }
 
+  get sshAddress(): string | undefined {
+    return this.sshd?.address
+  }
+
   exec(argv: string[], options: PodExecOptions): PodProcess {
     this.assertAlive()
     if (argv.length === 0) throw new Error('exec needs a command')
@@ -138,7 +142,8 @@ export class NamespacedPodRuntime implements PodRuntime {
     this.assertAlive()
     const hostPort = port === 22 ? this.sshd?.port : this.options.extraPorts?.[port]
     if (hostPort === undefined) throw connectionRefused(port)
-    const socket = createConnection({ host: '127.0.0.1', port: hostPort })
+    const host = port === 22 ? (this.sshd?.address ?? '127.0.0.1') : '127.0.0.1'
+    const socket = createConnection({ host, port: hostPort })
     await once(socket, 'connect')
     return socket
   }
@@ -165,6 +170,9 @@ export class NamespacedPodRuntime implements PodRuntime {
       passwordAuthentication: sshd.passwordAuthentication,
       authorizedKeys: sshd.authorizedKeys,
       spawnAsRoot: (argv, stdio) => this.spawnAsRoot(argv, stdio),
+      ...(this.options.sshListen
+        ? { pickPort: async () => this.options.sshListen!.port, pickAddress: this.options.sshListen.pickAddress }
+        : {}),
     })
     this.sshd = started
     started.process.once('exit', () => {
@@ -461,8 +469,9 @@ else if (command === 'login') {
     process.stderr.write('akamas login: a terminal is needed to ask for the password\\n')
     process.exit(3)
   }
-  process.stdout.write('Password: ')
+  // Echo off before the prompt shows: a person (or a test) may type as soon as they see it.
   process.stdin.setRawMode(true)
+  process.stdout.write('Password: ')
   let typed = ''
   process.stdin.on('data', (chunk) => {
     for (const char of chunk.toString('utf8')) {
