@@ -2,6 +2,7 @@
  * The composition root: the only place that builds the real adapters. Expensive ones are lazy, so a command that
  * never talks to the cluster never reads a kubeconfig, and `--help` imports nothing heavy.
  */
+import type { Backend } from './backend/choose.js'
 import type { KubeClient } from './kube/client.js'
 import type { KubeConnection } from './kube/types.js'
 import { createLogger, type Logger } from './log.js'
@@ -14,6 +15,11 @@ export interface GlobalFlags {
   namespace?: string | undefined
   'request-timeout'?: string | undefined
   debug?: boolean | undefined
+  /** The docker-compose backend (src/cli/docker-flags.ts). */
+  docker?: boolean | undefined
+  'docker-context'?: string | undefined
+  'container-name'?: string | undefined
+  'docker-stream'?: string | undefined
 }
 
 export interface Deps {
@@ -22,6 +28,8 @@ export interface Deps {
   prompter: Prompter
   /** The API client for the resolved kubeconfig and context, created on first use. */
   kube(): Promise<KubeClient>
+  /** Kubernetes or the docker-compose management container (backend/choose.ts), decided on first use. */
+  backend(): Promise<Backend>
   /** Releases what was opened (kept-alive connections), so that the process can exit at once. */
   close(): Promise<void>
 }
@@ -29,17 +37,36 @@ export interface Deps {
 export function createDeps(io: Io, flags: GlobalFlags): Deps {
   const logger = createLogger(Boolean(flags.debug), (text) => io.stderr.write(text))
   let client: Promise<KubeClient> | undefined
+  let backend: Promise<Backend> | undefined
+  const prompter = createPrompter(io)
+  const kube = () => {
+    client ??= createKubeClient(io, flags, logger)
+    return client
+  }
   return {
     io,
     logger,
-    prompter: createPrompter(io),
-    kube() {
-      client ??= createKubeClient(io, flags, logger)
-      return client
+    prompter,
+    kube,
+    backend() {
+      backend ??= import('./backend/choose.js').then(({ chooseBackend }) =>
+        chooseBackend(io, flags, logger, prompter, kube),
+      )
+      return backend
     },
     async close() {
       const opened = client
       client = undefined
+      const chosen = backend
+      backend = undefined
+      if (chosen) {
+        await chosen.then(
+          (decided) => {
+            if (decided.kind === 'docker') decided.target.close()
+          },
+          () => {},
+        )
+      }
       if (opened)
         await opened.then(
           (kube) => kube.close(),

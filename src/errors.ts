@@ -73,11 +73,24 @@ export class AccessError extends Error {
   }
 }
 
-/** The user cancelled (Ctrl-C at a prompt, or answered no): exit 130 without an error message. */
+/**
+ * The user cancelled (Ctrl-C at a prompt, or answered no): exit 130 without an error message. A signal from outside
+ * (SIGTERM, SIGHUP) cancels the same way with its own code, 128+n, as a shell reports a process it killed.
+ */
 export class UserCancelled extends AccessError {
-  override readonly name = 'UserCancelled'
-  constructor(message = 'cancelled') {
-    super(message, { exitCode: ExitCode.cancelled })
+  override readonly name: string = 'UserCancelled'
+  constructor(message = 'cancelled', exitCode: number = ExitCode.cancelled) {
+    super(message, { exitCode })
+  }
+}
+
+const signalCodes: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 }
+
+/** SIGINT, SIGTERM or SIGHUP ended the command cleanly (terminal restored, remote side told): 130, 143, 129. */
+export class Interrupted extends UserCancelled {
+  override readonly name = 'Interrupted'
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted (${signal})`, signalCodes[signal] ?? ExitCode.cancelled)
   }
 }
 

@@ -34,7 +34,7 @@ export interface CpResult {
   seconds: number
 }
 
-type CpDeps = Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>
+type CpDeps = Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>
 
 export async function runCp(options: CpOptions, deps: CpDeps, signals?: SignalSource): Promise<CpResult> {
   const { io } = deps
@@ -60,7 +60,8 @@ export async function runCp(options: CpOptions, deps: CpDeps, signals?: SignalSo
     progress.stop()
     if (isCancellation(error)) {
       say(io, 'interrupted: no partial file was left behind')
-      throw new UserCancelled()
+      // The signal's own code (130, 143, 129), carried by the Interrupted that abortOnSignals throws.
+      throw error instanceof UserCancelled ? error : new UserCancelled()
     }
     if (planned > 1 && error instanceof AccessError) {
       error.message += ` (the files copied before it are complete)`

@@ -8,6 +8,7 @@
  */
 import { homedir } from 'node:os'
 import type { Deps } from '../deps.js'
+import type { DockerTarget } from '../docker/target.js'
 import { defaultKnownHostsPath, hostKeyAlias } from '../ssh/known-hosts.js'
 import { shellQuote } from '../ssh/ssh-config-file.js'
 import type { TargetOptions } from '../target/find-target.js'
@@ -43,10 +44,12 @@ export interface ForwardReady {
  */
 export async function runForward(
   options: ForwardOptions,
-  deps: Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>,
   stop: AbortSignal,
 ): Promise<number> {
   const { io } = deps
+  const backend = await deps.backend()
+  if (backend.kind === 'docker') return forwardToContainer(backend.target, options, io, stop)
   const client = await deps.kube()
   const namespace = options.target.namespace ?? client.connection.namespace.value
   const log = eventLog(io, options.verbose)
@@ -92,12 +95,12 @@ export async function runForward(
       )
       if (options.remotePort === 22) {
         const alias = hostKeyAlias(client.connection.cluster.server, namespace, first.pod.workload)
-        const knownHosts = options.knownHostsFile ?? defaultKnownHostsPath(io.env, io.env.HOME || homedir())
-        say(
+        sayHowToConnect(
           io,
-          `Connect with: ssh -p ${forward.port} -o HostKeyAlias=${alias} ` +
-            `-o UserKnownHostsFile=${shellQuote(knownHosts)} ${options.user}@127.0.0.1\n` +
-            `(password: akm-access password; for a plain "ssh akamas", scp, rsync and VS Code: akm-access ssh-config --write)`,
+          forward.port,
+          alias,
+          options,
+          'akm-access password; for a plain "ssh akamas", scp, rsync and VS Code: akm-access ssh-config --write',
         )
       }
       if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }))
@@ -112,6 +115,73 @@ export async function runForward(
     throw error
   } finally {
     follower.stop()
+  }
+}
+
+function sayHowToConnect(io: Io, port: number, alias: string, options: ForwardOptions, passwordNote: string): void {
+  const knownHosts = options.knownHostsFile ?? defaultKnownHostsPath(io.env, io.env.HOME || homedir())
+  say(
+    io,
+    `Connect with: ssh -p ${port} -o HostKeyAlias=${alias} ` +
+      `-o UserKnownHostsFile=${shellQuote(knownHosts)} ${options.user}@127.0.0.1\n` +
+      `(password: ${passwordNote})`,
+  )
+}
+
+/**
+ * The docker-compose management container: every accepted connection gets its own stream (to the container's
+ * address, or bridged through an exec), to the container by name — so it follows restarts and re-creations by
+ * compose; while the container is stopped, a connection waits up to --pod-timeout for it.
+ */
+async function forwardToContainer(
+  target: DockerTarget,
+  options: ForwardOptions,
+  io: Io,
+  stop: AbortSignal,
+): Promise<number> {
+  const log = eventLog(io, options.verbose)
+  try {
+    // The first stream proves the way to sshd before we say "Forwarding" (and waits for a restarting container).
+    const first = await target.openStreamWaiting(options.remotePort, {
+      deadline: Date.now() + options.podTimeoutMs,
+      signal: stop,
+      onRetry: (error) => log.verbose(`stream to ${target.name} refused (${error.message}); retrying`),
+    })
+    first.destroy()
+    const forward = await startLocalForward({
+      port: options.localPort,
+      remotePort: options.remotePort,
+      connect: (port, signal) =>
+        target.openStreamWaiting(port, {
+          deadline: Date.now() + options.podTimeoutMs,
+          signal: AbortSignal.any([signal, stop]),
+          onRetry: (error) => log.verbose(`stream to ${target.name} refused (${error.message}); retrying`),
+        }),
+      onConnection: (event) => {
+        if (!(stop.aborted && event.kind === 'error')) log.connection(event)
+      },
+    })
+    try {
+      if (forward.fellBack && options.localPort !== 0) {
+        say(io, `port ${options.localPort} is busy; forwarding from ${forward.port} instead`)
+      }
+      const via = first.via.kind === 'address' ? `${first.via.address}` : 'the Docker engine'
+      io.stdout.write(
+        `Forwarding from 127.0.0.1:${forward.port} -> ${target.name}:${options.remotePort} ` +
+          `(through ${via}; follows the management container; Ctrl-C to stop)\n`,
+      )
+      if (options.remotePort === 22) {
+        sayHowToConnect(io, forward.port, target.hostKeyAlias, options, 'akm-access password --docker')
+      }
+      if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }))
+      log.verbose(`stopping: closing ${plural(forward.activeConnections, 'connection')}`)
+      return 0
+    } finally {
+      await forward.close()
+    }
+  } catch (error) {
+    if (stop.aborted) return 0
+    throw error
   }
 }
 

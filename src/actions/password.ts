@@ -7,6 +7,7 @@ import { renameSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import path from 'node:path'
 import type { Deps } from '../deps.js'
+import type { DockerTarget } from '../docker/target.js'
 import { AccessError, ExitCode } from '../errors.js'
 import { KubeApiError } from '../kube/api-errors.js'
 import type { KubeClient } from '../kube/client.js'
@@ -46,8 +47,10 @@ export interface PasswordResult {
 
 export async function runPassword(
   options: PasswordOptions,
-  deps: Pick<Deps, 'io' | 'kube' | 'prompter'>,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter'>,
 ): Promise<PasswordResult> {
+  const backend = await deps.backend()
+  if (backend.kind === 'docker') return containerPassword(backend.target, options, deps.io)
   const client = await deps.kube()
   const namespace = options.target.namespace ?? client.connection.namespace.value
   const credentials = await readCredentials(client, namespace, options, deps)
@@ -84,6 +87,37 @@ export async function runPassword(
     say(
       deps.io,
       'warning: password login is disabled in the management pod (ALLOW_PASSWORD is not true); sshd will refuse it',
+    )
+  }
+  return {
+    password: credentials.password,
+    source: credentials.source,
+    ...(credentials.passwordLogin === undefined ? {} : { passwordLogin: credentials.passwordLogin }),
+  }
+}
+
+/**
+ * The docker-compose installation: CUSTOM_PASSWORD from the container's configuration (readable while it is
+ * stopped), else the password the image generated into /work/akamas_password. There is no key to print.
+ */
+async function containerPassword(target: DockerTarget, options: PasswordOptions, io: Io): Promise<PasswordResult> {
+  if (options.key || options.keyFile) {
+    throw new AccessError(`the docker-compose installation (container ${target.name}) has no SSH key`, {
+      exitCode: ExitCode.badCredentials,
+      hint: 'it uses a password: run akm-access password --docker without --key (or log in with your own key: --identity-file)',
+    })
+  }
+  const credentials = await target.credentials()
+  if (credentials.password === undefined) {
+    throw new AccessError(credentials.unusableHint?.message ?? `no SSH password for container ${target.name}`, {
+      exitCode: ExitCode.badCredentials,
+      hint: `set CUSTOM_PASSWORD in the compose file, or see why the image wrote none: docker logs ${target.name}`,
+    })
+  }
+  if (credentials.passwordLogin === false) {
+    say(
+      io,
+      'warning: password login is disabled in the management container (ALLOW_PASSWORD is not true); sshd will refuse it',
     )
   }
   return {

@@ -3,6 +3,7 @@
  * (or --remote-port), so that ssh, scp, sftp, rsync and VS Code reach the pod with no local port at all. Nothing but
  * the stream's bytes is written to stdout; everything else goes to stderr, which ssh shows.
  */
+import type { Duplex } from 'node:stream'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
 import type { TargetOptions } from '../target/find-target.js'
@@ -19,7 +20,20 @@ export interface ProxyOptions {
 }
 
 /** Resolves 0 when either side ends; rejects (exit 255) when the pod stream fails. */
-export async function runProxy(options: ProxyOptions, deps: Pick<Deps, 'io' | 'kube' | 'logger'>): Promise<number> {
+export async function runProxy(
+  options: ProxyOptions,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'logger'>,
+): Promise<number> {
+  const backend = await deps.backend()
+  if (backend.kind === 'docker') {
+    // The container by name, waited for while it restarts, like a pod during a rollout.
+    const stream = await backend.target.openStreamWaiting(options.remotePort, {
+      deadline: Date.now() + options.podTimeoutMs,
+      onRetry: (error) => deps.logger.debug(`stream to ${backend.target.name} refused (${error.message}); retrying`),
+    })
+    deps.logger.debug(`proxy: stdin/stdout <-> ${backend.target.name}:${options.remotePort} (${stream.via.kind})`)
+    return joinStdio(deps.io, stream)
+  }
   const client = await deps.kube()
   const namespace = options.target.namespace ?? client.connection.namespace.value
   const follower = new PodFollower(client, { target: { ...options.target, namespace }, resyncMs: 0 })
@@ -36,7 +50,7 @@ export async function runProxy(options: ProxyOptions, deps: Pick<Deps, 'io' | 'k
   return joinStdio(deps.io, stream)
 }
 
-function joinStdio(io: Io, stream: PodStream): Promise<number> {
+function joinStdio(io: Io, stream: Duplex): Promise<number> {
   const { stdin, stdout } = io
   return new Promise((resolve, reject) => {
     let settled = false
@@ -66,8 +80,11 @@ function joinStdio(io: Io, stream: PodStream): Promise<number> {
 }
 
 function lost(error: Error): AccessError {
+  // The kubelet saying that nothing listens on the port (sshd down) is 16, as for ssh and cp; anything else that
+  // ends the stream is a lost connection (255, as ssh).
+  const unreachable = error instanceof AccessError && error.exitCode === ExitCode.sshUnreachable
   return new AccessError(error.message, {
-    exitCode: ExitCode.connectionLost,
+    exitCode: unreachable ? ExitCode.sshUnreachable : ExitCode.connectionLost,
     ...(error instanceof AccessError && error.hint ? { hint: error.hint } : {}),
   })
 }

@@ -2,9 +2,10 @@
  * `akm-access shell`: an interactive login shell in the management pod, in /work — or one command, with pipes that
  * carry bytes exactly and the remote exit status as ours.
  */
+import { kubeTarget } from '../backend/kube-target.js'
+import type { ManagementTarget } from '../backend/target.js'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
-import { openPodExec } from '../session/pod-exec.js'
 import type { SessionEnd } from '../session/remote-session.js'
 import { bridgeSession } from '../session/terminal-bridge.js'
 import { findManagementPod, type TargetOptions } from '../target/find-target.js'
@@ -38,7 +39,7 @@ export function remoteArgv(command: string[], tty: boolean, term: string): strin
 
 export async function runShell(
   options: ShellOptions,
-  deps: Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>,
 ): Promise<number> {
   const { io } = deps
   const terminal = Boolean(io.stdin.isTTY && io.stdout.isTTY)
@@ -52,15 +53,16 @@ export async function runShell(
       hint: 'run a command instead: akm-access shell -- CMD ARGS',
     })
   }
-  const client = await deps.kube()
-  const target = await findManagementPod(client, options.target, deps.prompter)
+  const target = await shellTarget(options, deps)
   const term = io.env.TERM && io.env.TERM !== 'dumb' ? io.env.TERM : 'xterm-256color'
   const size = io.stdout.columns && io.stdout.rows ? { cols: io.stdout.columns, rows: io.stdout.rows } : undefined
-  const session = await openPodExec(client, target, {
+  const session = await target.exec({
     argv: remoteArgv(options.command, tty, term),
     tty,
     keepaliveMs: options.keepaliveMs,
     ...(tty && size ? { initialSize: size } : {}),
+    // A container's exec sets TERM itself (a pod's cannot: the argv's script exports it).
+    ...(tty && target.kind === 'docker' ? { env: [`TERM=${term}`] } : {}),
     onV4StdinEnd: () =>
       say(
         io,
@@ -68,28 +70,47 @@ export async function runShell(
           'it keeps waiting for input (Kubernetes >= 1.30 or `akm-access ssh -- CMD` carry it)',
       ),
   })
-  const end = await bridgeSession(io, session, { tty, escapeChar: options.escapeChar, hostLabel: target.pod.name })
-  return exitCodeOf(end, target.pod.name)
+  const end = await bridgeSession(io, session, { tty, escapeChar: options.escapeChar, hostLabel: target.name })
+  return exitCodeOf(end, target.name, target.noun)
+}
+
+/** The pod (found by the usual search; no Secret is needed to exec) or the docker-compose container. */
+async function shellTarget(
+  options: ShellOptions,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter'>,
+): Promise<ManagementTarget> {
+  const backend = await deps.backend()
+  if (backend.kind === 'docker') return backend.target
+  const client = await deps.kube()
+  const pod = await findManagementPod(client, options.target, deps.prompter)
+  // Known-hosts data is never used by an exec.
+  return kubeTarget(client, pod, { knownHostsFile: '', hostKeyAlias: '' })
 }
 
 /** The remote status becomes ours; anything that is not a status is a failure, never 0. */
-export function exitCodeOf(end: SessionEnd, podName: string): number {
+const signalCodes: Record<string, number> = { SIGHUP: 129, SIGINT: 130, SIGPIPE: 141, SIGTERM: 143 }
+
+export function exitCodeOf(end: SessionEnd, podName: string, noun: 'pod' | 'container' = 'pod'): number {
   switch (end.kind) {
     case 'exit':
     case 'signal':
       return end.code
     case 'aborted':
       if (end.reason === 'escape') return ExitCode.connectionLost
-      return end.reason === 'SIGINT' ? 130 : end.reason === 'SIGHUP' ? 129 : end.reason === 'SIGTERM' ? 143 : 255
+      // A signal to us: 128+n, as a shell reports a command it killed (SIGPIPE: our stdout's reader is gone).
+      return signalCodes[end.reason] ?? ExitCode.connectionLost
     case 'failed':
-      throw new AccessError(`the command could not run in pod ${podName}: ${end.message}`, {
+      throw new AccessError(`the command could not run in ${noun} ${podName}: ${end.message}`, {
         exitCode: ExitCode.remoteFailed,
         hint: 'check the command name and that it exists in the management container',
       })
     case 'lost':
-      throw new AccessError(`${end.reason} (pod ${podName})`, {
+      throw new AccessError(`${end.reason} (${noun} ${podName})`, {
         exitCode: ExitCode.connectionLost,
-        hint: 'the pod may have been restarted or evicted; run the command again, or akm-access doctor',
+        hint:
+          noun === 'pod'
+            ? 'the pod may have been restarted or evicted; run the command again, or akm-access doctor'
+            : 'the container may have been stopped or restarted; run the command again, or akm-access doctor --docker',
       })
   }
 }

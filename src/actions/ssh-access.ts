@@ -2,28 +2,28 @@
  * Everything between "which installation" and "an authenticated SSH connection to its management pod": find the
  * pod and its credentials (in one round trip), decide which credential to use (asking for a key's passphrase if
  * needed), and connect ssh2 over a pod stream with the host key checked. Shared by ssh, cp, sync and ssh-config.
+ * `locateTarget` is the same for either backend (the pod, or the docker-compose management container).
  */
 import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import type { Duplex } from 'node:stream'
+import { type KubeTarget, kubeTarget } from '../backend/kube-target.js'
+import type { ManagementTarget, SshTarget } from '../backend/target.js'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
-import type { KubeClient } from '../kube/client.js'
 import { registerSecret } from '../redact.js'
 import { hostKeyVerifier } from '../ssh/host-key-policy.js'
-import { defaultKnownHostsPath, hostKeyAlias } from '../ssh/known-hosts.js'
+import { defaultKnownHostsPath, fileProblem, hostKeyAlias } from '../ssh/known-hosts.js'
 import { connectSsh, preparePrivateKey, type SshConnection, type SshCredentials } from '../ssh/ssh-client.js'
 import {
   type CredentialOptions,
   type Credentials,
   findCredentials,
   findManagementPod,
-  type ManagementPod,
   prefetchSecret,
   type TargetOptions,
 } from '../target/find-target.js'
 import { say } from '../terminal/io.js'
-import { openPodStream, type PodStreamTarget } from '../tunnel/pod-stream.js'
 
 export interface SshAccessOptions {
   target: TargetOptions
@@ -34,20 +34,15 @@ export interface SshAccessOptions {
   /** Default: ~/.config/akm-access/known_hosts. */
   knownHostsFile: string | undefined
   passphraseFile: string | undefined
+  /** --identity-file: a private key of the user's own, tried before the installation's credentials. */
+  identityFile?: string | undefined
 }
 
-/** The management pod and how to reach and trust its sshd. */
-export interface PodLocation {
-  client: KubeClient
-  namespace: string
-  pod: ManagementPod
-  stream: PodStreamTarget
-  knownHostsFile: string
-  /** The stable name its host key is stored under. */
-  hostKeyAlias: string
-}
+/** The management pod and how to reach and trust its sshd (client, namespace, pod, stream, known_hosts, alias). */
+export type PodLocation = KubeTarget
 
 type AccessDeps = Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>
+type TargetDeps = AccessDeps & Pick<Deps, 'backend'>
 
 /** Finds the pod; `credentials` is fetched at the same time and awaited only by those who need it. */
 export async function locateManagementPod(
@@ -60,40 +55,66 @@ export async function locateManagementPod(
   const prefetched = prefetchSecret(client, namespace, options.credentials)
   prefetched.catch(() => {})
   const pod = await findManagementPod(client, { ...options.target, namespace }, deps.prompter)
-  const location: PodLocation = {
-    client,
-    namespace,
-    pod,
-    stream: { namespace, podName: pod.pod.name },
+  const credentials = () => findCredentials(client, namespace, pod, options.credentials, prefetched)
+  const location = kubeTarget(client, pod, {
     knownHostsFile: options.knownHostsFile ?? defaultKnownHostsPath(deps.io.env, deps.io.env.HOME || homedir()),
     hostKeyAlias: hostKeyAlias(client.connection.cluster.server, namespace, pod.pod.workload),
-  }
-  return { location, credentials: () => findCredentials(client, namespace, pod, options.credentials, prefetched) }
+    credentials,
+  })
+  return { location, credentials }
 }
 
-/** Finds the pod and its credentials, and picks the credential to log in with. */
+/**
+ * The management target of either backend, with its credentials (fetched at the same time on Kubernetes, awaited
+ * only by those who need them) and --identity-file's key on top.
+ */
+export async function locateTarget(
+  options: Pick<SshAccessOptions, 'target' | 'credentials' | 'knownHostsFile' | 'identityFile'>,
+  deps: TargetDeps,
+): Promise<{ location: ManagementTarget; credentials: () => Promise<Credentials> }> {
+  const backend = await deps.backend()
+  let located: { location: ManagementTarget; credentials: () => Promise<Credentials> }
+  if (backend.kind === 'docker') {
+    const target = backend.target
+    if (options.knownHostsFile) target.knownHostsFile = options.knownHostsFile
+    located = { location: target, credentials: () => target.credentials() }
+  } else {
+    located = await locateManagementPod(options, deps)
+  }
+  const { identityFile } = options
+  if (!identityFile) return located
+  return {
+    location: located.location,
+    credentials: () => located.credentials().then((found) => withIdentity(found, identityFile)),
+  }
+}
+
+/** Finds the target and its credentials, and picks the credential to log in with. */
 export async function resolveSshAccess(
   options: SshAccessOptions,
-  deps: AccessDeps,
-): Promise<{ location: PodLocation; credentials: SshCredentials; source: string }> {
-  const { location, credentials } = await locateManagementPod(options, deps)
+  deps: TargetDeps,
+): Promise<{ location: ManagementTarget; credentials: SshCredentials; source: string }> {
+  const { location, credentials } = await locateTarget(options, deps)
   const found = await credentials()
   return { location, credentials: await usableCredentials(found, options.passphraseFile, deps), source: found.source }
 }
 
-/** Connects ssh2 to the pod's sshd over `sock` (a fresh pod stream by default), checking the host key. */
+/** Connects ssh2 to the target's sshd over `sock` (a fresh stream by default), checking the host key. */
 export async function connectToPod(
-  location: PodLocation,
+  location: SshTarget,
   credentials: SshCredentials,
-  options: Pick<SshAccessOptions, 'remotePort' | 'user' | 'acceptNewHostKey'>,
+  options: Pick<SshAccessOptions, 'remotePort' | 'user' | 'acceptNewHostKey'> & {
+    /** SSH keepalive interval (default 15 s; 0: none). */
+    keepaliveMs?: number
+  },
   deps: AccessDeps,
   sock?: Duplex,
 ): Promise<SshConnection> {
-  const stream = sock ?? (await openPodStream(location.client, location.stream, options.remotePort))
+  const stream = sock ?? (await location.openStream(options.remotePort))
   const hostKeys = hostKeyVerifier({
     knownHostsFile: location.knownHostsFile,
     alias: location.hostKeyAlias,
-    hostLabel: location.pod.pod.name,
+    hostLabel: location.name,
     acceptNew: options.acceptNewHostKey,
     io: deps.io,
     prompter: deps.prompter,
@@ -106,20 +127,24 @@ export async function connectToPod(
       verifyHostKey: hostKeys.verify,
       // A person may take a while to answer the host key question.
       readyTimeoutMs: deps.prompter.canPrompt ? 300_000 : 30_000,
+      ...(options.keepaliveMs !== undefined ? { keepaliveIntervalMs: options.keepaliveMs } : {}),
       logger: deps.logger,
     })
   } catch (error) {
     stream.destroy()
     if (hostKeys.verdict() === 'rejected-new') {
-      throw new AccessError('host key verification failed: the host key of the management pod is not known yet', {
-        exitCode: ExitCode.hostKey,
-        hint: deps.prompter.canPrompt
-          ? 'answer yes to trust it'
-          : 'check the fingerprint, then pass --accept-new-host-key (or run once in a terminal to confirm it)',
-      })
+      throw new AccessError(
+        `host key verification failed: the host key of the management ${location.noun} is not known yet`,
+        {
+          exitCode: ExitCode.hostKey,
+          hint: deps.prompter.canPrompt
+            ? 'answer yes to trust it'
+            : 'check the fingerprint, then pass --accept-new-host-key (or run once in a terminal to confirm it)',
+        },
+      )
     }
     if (hostKeys.verdict() === 'changed') {
-      throw new AccessError(`the host key of ${location.pod.pod.name} has changed`, {
+      throw new AccessError(`the host key of ${location.name} has changed`, {
         exitCode: ExitCode.hostKey,
         hint: `only if you know why (e.g. the pod's host keys were regenerated): akm-access ssh --forget-host-key`,
       })
@@ -137,6 +162,12 @@ export async function usableCredentials(
   const password = credentials.passwordLogin === false ? undefined : credentials.password
   if (!credentials.privateKey) {
     if (password === undefined) {
+      if (credentials.unusableHint) {
+        throw new AccessError(credentials.unusableHint.message, {
+          exitCode: credentials.password === undefined ? ExitCode.badCredentials : ExitCode.passwordDisabled,
+          hint: credentials.unusableHint.hint,
+        })
+      }
       throw new AccessError(`${credentials.source} has no usable password and no private key`, {
         exitCode: ExitCode.passwordDisabled,
         hint: 'password login is disabled on this installation; add the key to the Secret or name it with --secret',
@@ -175,14 +206,32 @@ export async function usableCredentials(
   }
 }
 
+/** The user's own key first; the installation's password stays as the fallback. */
+function withIdentity(found: Credentials, file: string): Credentials {
+  let key: string
+  try {
+    key = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new AccessError(`cannot read the identity file ${file}: ${fileProblem(error)}`, {
+      exitCode: ExitCode.local,
+      hint: '--identity-file names a private key file (e.g. ~/.ssh/id_ed25519)',
+    })
+  }
+  registerSecret(key)
+  // The Secret's key (if any) no longer matters; a broken password still does.
+  const unusable = found.unusable?.password ? { password: found.unusable.password } : {}
+  return { ...found, privateKey: key, source: `identity file ${file}`, unusable }
+}
+
 function readPassphrase(file: string): string {
   try {
     const passphrase = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
     registerSecret(passphrase)
     return passphrase
   } catch (error) {
-    throw new AccessError(`cannot read the passphrase file ${file}: ${(error as Error).message}`, {
+    throw new AccessError(`cannot read the passphrase file ${file}: ${fileProblem(error)}`, {
       exitCode: ExitCode.local,
+      hint: '--passphrase-file names a file that holds the key’s passphrase (one line)',
     })
   }
 }

@@ -8,9 +8,8 @@ import { bridgeSession } from '../session/terminal-bridge.js'
 import { removeHostKey } from '../ssh/known-hosts.js'
 import { say } from '../terminal/io.js'
 import { type LocalForward, startLocalForward } from '../tunnel/local-forward.js'
-import { openPodStream } from '../tunnel/pod-stream.js'
 import { exitCodeOf } from './shell.js'
-import { connectToPod, locateManagementPod, type SshAccessOptions, usableCredentials } from './ssh-access.js'
+import { connectToPod, locateTarget, type SshAccessOptions, usableCredentials } from './ssh-access.js'
 
 export interface SshOptions extends SshAccessOptions {
   /** The remote command (joined with spaces, as OpenSSH does); empty for a login shell. */
@@ -21,14 +20,20 @@ export interface SshOptions extends SshAccessOptions {
   escapeChar: string
   /** Remove the stored host key of this installation and stop. */
   forgetHostKey: boolean
+  /**
+   * SSH keepalive interval in ms (0: none), as OpenSSH's ServerAliveInterval: traffic that keeps an idle session
+   * past load balancers' idle timeouts, and notices a dead connection after three unanswered. The pod stream's own
+   * pings go this often too (every 20 s when 0).
+   */
+  keepaliveMs: number
 }
 
 export async function runSsh(
   options: SshOptions,
-  deps: Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>,
 ): Promise<number> {
   const { io } = deps
-  const { location, credentials } = await locateManagementPod(options, deps)
+  const { location, credentials } = await locateTarget(options, deps)
   if (options.forgetHostKey) {
     const removed = removeHostKey(location.knownHostsFile, location.hostKeyAlias)
     say(
@@ -41,16 +46,19 @@ export async function runSsh(
   }
   const found = await credentials()
   const sshCredentials = await usableCredentials(found, options.passphraseFile, deps)
-  const podName = location.pod.pod.name
+  const podName = location.name
 
   let tunnel: LocalForward | undefined
-  const sock = await openPodStream(location.client, location.stream, options.remotePort)
+  const sock = await location.openStream(
+    options.remotePort,
+    options.keepaliveMs > 0 ? { keepaliveMs: options.keepaliveMs } : {},
+  )
   try {
     if (options.localPort !== undefined) {
       tunnel = await startLocalForward({
         port: options.localPort,
         remotePort: options.remotePort,
-        connect: (port) => openPodStream(location.client, location.stream, port),
+        connect: (port) => location.openStream(port),
       })
       if (tunnel.fellBack && options.localPort !== 0) {
         say(io, `port ${options.localPort} is busy; the tunnel uses ${tunnel.port}`)
@@ -80,7 +88,7 @@ export async function runSsh(
         ...(options.command.length > 0 ? { command: options.command.join(' ') } : {}),
       })
       const end = await bridgeSession(io, session, { tty, escapeChar: options.escapeChar, hostLabel: podName })
-      return exitCodeOf(end, podName)
+      return exitCodeOf(end, podName, location.noun)
     } finally {
       connection.end()
     }

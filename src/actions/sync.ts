@@ -56,7 +56,7 @@ export interface SyncResult {
   seconds: number
 }
 
-type SyncDeps = Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>
+type SyncDeps = Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>
 
 export async function runSync(options: SyncOptions, deps: SyncDeps, signals?: SignalSource): Promise<SyncResult> {
   const { io } = deps
@@ -84,7 +84,7 @@ export async function runSync(options: SyncOptions, deps: SyncDeps, signals?: Si
 
   try {
     const first = await abortOnSignals(pass, signals).catch((error: unknown) => {
-      if (isCancellation(error)) throw new UserCancelled()
+      if (isCancellation(error)) throw error instanceof UserCancelled ? error : new UserCancelled()
       throw error
     })
     if (!options.watch) return first
@@ -116,7 +116,7 @@ export async function runSync(options: SyncOptions, deps: SyncDeps, signals?: Si
             } catch (error) {
               if (isCancellation(error) || signal.aborted) {
                 watcher.close()
-                rejectWatch(new UserCancelled())
+                rejectWatch(signal.reason instanceof UserCancelled ? signal.reason : new UserCancelled())
                 return
               }
               // Keep watching: a file that vanished mid-scan, a pod restarting; the next change tries again.

@@ -29,6 +29,16 @@ export const escapeCharFlag = Flags.string({
   char: 'e',
   summary: "Escape character for the session (as ssh -e); 'none' disables ~. and friends.",
   default: '~',
+  // As ssh -e: one character, ^ and a letter for a control character, or none ("ab" would silently mean "a").
+  parse: async (input) => {
+    if (input === 'none' || [...input].length === 1) return input
+    const control = /^\^([A-Za-z@[\\\]^_])$/.exec(input)
+    if (control) return String.fromCharCode(control[1]!.toUpperCase().charCodeAt(0) & 0x1f)
+    // oclif.exit 2: a usage error (exit 2), which the renderer shows as "Parsing --escape-char: bad escape…".
+    throw Object.assign(new Error(`bad escape character "${input}": give one character, ^ and a letter, or none`), {
+      oclif: { exit: 2 },
+    })
+  },
 })
 
 export const keepaliveFlag = Flags.string({

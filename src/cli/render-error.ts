@@ -1,4 +1,4 @@
-import { AccessError, ExitCode, RemoteExit, toError } from '../errors.js'
+import { AccessError, ExitCode, RemoteExit, toError, UserCancelled } from '../errors.js'
 import { redact } from '../redact.js'
 
 export interface RenderedError {
@@ -27,7 +27,9 @@ export function renderError(thrown: unknown, options: { debug: boolean; color: b
     message = error.message
     hint = error.hint
     exitCode = error.exitCode
-    if (exitCode === ExitCode.cancelled) return { text: '', exitCode, json: undefined }
+    // Cancelled by the user, or by a signal (130, 143, 129): they know why; nothing to add.
+    if (error instanceof UserCancelled || exitCode === ExitCode.cancelled)
+      return { text: '', exitCode, json: undefined }
   } else if (isOclifUsageError(error)) {
     message = usageMessage(error.message)
     hint = 'run the command with --help to see its flags and arguments'
@@ -69,6 +71,10 @@ function usageMessage(text: string): string {
   if (/^The following errors? occurred:$/.test(lines[0] ?? '')) {
     const reasons = lines.slice(1).filter((line) => !line.startsWith('See more help'))
     if (reasons.length > 0) return reasons.join('; ')
+  }
+  // "Parsing --port" alone does not say what is wrong; the next line does ("Expected an integer less than…").
+  if (/^Parsing --\S+$/.test(lines[0] ?? '') && lines[1] && !lines[1].startsWith('See more help')) {
+    return `${lines[0]}: ${lines[1]}`
   }
   return lines[0] ?? ''
 }

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import type { SshAccessOptions } from '../actions/ssh-access.js'
+import { dockerStreamFlags, identityFileFlag } from './docker-flags.js'
 import { credentialFlags, targetFlags } from './flags.js'
 
 /** What cp, sync and akamas need to reach the pod's sshd: the target, the credentials and the host key policy. */
@@ -13,6 +14,8 @@ export const sshAccessFlags = {
   }),
   'known-hosts': Flags.string({ summary: 'known_hosts file (default: ~/.config/akm-access/known_hosts).' }),
   'passphrase-file': Flags.string({ summary: 'File holding the passphrase of an encrypted private key.' }),
+  'identity-file': identityFileFlag,
+  ...dockerStreamFlags,
 }
 
 interface SshAccessFlagValues {
@@ -27,6 +30,7 @@ interface SshAccessFlagValues {
   'accept-new-host-key': boolean
   'known-hosts'?: string | undefined
   'passphrase-file'?: string | undefined
+  'identity-file'?: string | undefined
 }
 
 export function toSshAccessOptions(flags: SshAccessFlagValues): SshAccessOptions {
@@ -38,5 +42,6 @@ export function toSshAccessOptions(flags: SshAccessFlagValues): SshAccessOptions
     acceptNewHostKey: flags['accept-new-host-key'],
     knownHostsFile: flags['known-hosts'],
     passphraseFile: flags['passphrase-file'],
+    identityFile: flags['identity-file'],
   }
 }

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { AkmCommand } from '../cli/base-command.js'
+import { dockerStreamFlags } from '../cli/docker-flags.js'
 import { targetFlags } from '../cli/flags.js'
 
 export default class Forward extends AkmCommand {
@@ -34,6 +35,7 @@ Ctrl-C (or SIGTERM) closes the listener and every connection and exits 0.`
     }),
     verbose: Flags.boolean({ summary: 'Show each connection, retry and change of pod on stderr.' }),
     'known-hosts': Flags.string({ summary: 'known_hosts file (default: ~/.config/akm-access/known_hosts).' }),
+    ...dockerStreamFlags,
   }
 
   async run(): Promise<void> {

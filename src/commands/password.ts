@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import type { PasswordResult } from '../actions/password.js'
 import { AkmCommand } from '../cli/base-command.js'
+import { dockerTargetFlags } from '../cli/docker-flags.js'
 import { credentialFlags, targetFlags } from '../cli/flags.js'
 
 export default class Password extends AkmCommand {
@@ -8,7 +9,9 @@ export default class Password extends AkmCommand {
   static override description =
     `Reads the password from the cluster Secret the management pod uses (or, when you may exec but not read Secrets, from /work/akamas_password in the pod) and prints only the password and a newline on stdout, so that it can be piped: akm-access password | pbcopy.
 
-With --key, prints the private key instead; with --key-file, writes it to a file with mode 0600.`
+With --key, prints the private key instead; with --key-file, writes it to a file with mode 0600.
+
+With --docker, the docker-compose management container's password: its CUSTOM_PASSWORD, else the one it generated into /work/akamas_password.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %> | pbcopy',
@@ -24,6 +27,7 @@ With --key, prints the private key instead; with --key-file, writes it to a file
     key: Flags.boolean({ summary: 'Print the private key instead of the password.', exclusive: ['key-file'] }),
     'key-file': Flags.string({ summary: 'Write the private key to this file, with mode 0600.' }),
     force: Flags.boolean({ summary: 'Overwrite the --key-file if it exists.', dependsOn: ['key-file'] }),
+    ...dockerTargetFlags,
   }
 
   async run(): Promise<PasswordResult | undefined> {

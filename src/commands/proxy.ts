@@ -1,12 +1,13 @@
 import { Args, Flags } from '@oclif/core'
 import { AkmCommand } from '../cli/base-command.js'
+import { dockerStreamFlags } from '../cli/docker-flags.js'
 import { targetFlags } from '../cli/flags.js'
 import { renderError } from '../cli/render-error.js'
 
 export default class ProxyCommand extends AkmCommand {
   static override summary = "Join stdin/stdout to the management pod's sshd, for OpenSSH's ProxyCommand."
   static override description =
-    `Opens one stream to the management pod's sshd (or --remote-port) over the Kubernetes API and joins it to stdin and stdout: no local port at all. Meant for ssh's ProxyCommand (akm-access ssh-config writes one); if the pod is being replaced it waits up to --pod-timeout for a ready one. Only protocol bytes go to stdout; it exits when either side ends, and with 255 and a one-line message on stderr when the stream to the pod fails.
+    `Opens one stream to the management pod's sshd (or --remote-port) over the Kubernetes API and joins it to stdin and stdout: no local port at all. Meant for ssh's ProxyCommand (akm-access ssh-config writes one); if the pod is being replaced it waits up to --pod-timeout for a ready one. Only protocol bytes go to stdout; it exits when either side ends, and with 255 and a one-line message on stderr when the stream to the pod fails (16 when nothing listens on the port in the pod).
 
 The HOST and PORT that ssh passes (%h %p) are accepted and ignored: the installation is chosen by --context, -n and --kubeconfig.`
 
@@ -28,6 +29,7 @@ The HOST and PORT that ssh passes (%h %p) are accepted and ignored: the installa
       summary: 'How long to wait for a ready management pod when there is none (e.g. 30s; 0: fail at once).',
       default: '30s',
     }),
+    ...dockerStreamFlags,
   }
 
   async run(): Promise<void> {

@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { AkmCommand } from '../cli/base-command.js'
+import { dockerTargetFlags } from '../cli/docker-flags.js'
 import { escapeCharFlag, keepaliveFlag, targetFlags } from '../cli/flags.js'
 
 export default class Shell extends AkmCommand {
@@ -9,7 +10,9 @@ export default class Shell extends AkmCommand {
 
 With -- CMD ARGS, runs that command in /work instead. Its arguments reach it exactly as given (no remote shell re-parses them); stdin, stdout and stderr are streamed byte for byte and its exit status becomes akm-access's. A lost connection exits 255, never 0.
 
-Type ~. at the start of a line to leave a frozen session, ~? for the other escapes.`
+Type ~. at the start of a line to leave a frozen session, ~? for the other escapes.
+
+With --docker, the same in the docker-compose management container, through the Docker Engine API.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -34,6 +37,7 @@ Type ~. at the start of a line to leave a frozen session, ~? for the other escap
     'no-tty': Flags.boolean({ char: 'T', summary: 'Never allocate a TTY (as ssh -T).', exclusive: ['tty'] }),
     'escape-char': escapeCharFlag,
     keepalive: keepaliveFlag,
+    ...dockerTargetFlags,
   }
 
   async run(): Promise<void> {

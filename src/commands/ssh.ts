@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { AkmCommand } from '../cli/base-command.js'
-import { credentialFlags, escapeCharFlag, targetFlags } from '../cli/flags.js'
+import { dockerStreamFlags, identityFileFlag } from '../cli/docker-flags.js'
+import { credentialFlags, escapeCharFlag, keepaliveFlag, targetFlags } from '../cli/flags.js'
 
 export default class Ssh extends AkmCommand {
   static override summary = 'SSH into the management pod: credentials, tunnel and session in one command.'
@@ -9,7 +10,9 @@ export default class Ssh extends AkmCommand {
 
 The host key is verified: on first use its SHA256 fingerprint is shown for confirmation and stored in akm-access's own known_hosts under a stable alias for this cluster, namespace and workload, so a new pod or a new local port is not a new host. A changed key is refused.
 
-With -- CMD ARGS, runs that command (as ssh does, the remote shell reads it) and exits with its status. ~. at the start of a line ends a frozen session.`
+With -- CMD ARGS, runs that command (as ssh does, the remote shell reads it) and exits with its status. ~. at the start of a line ends a frozen session.
+
+With --docker, the docker-compose management container's sshd, reached without a published port: at the container's address, or through the Docker engine; the password is its CUSTOM_PASSWORD or /work/akamas_password.`
 
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -52,11 +55,17 @@ With -- CMD ARGS, runs that command (as ssh does, the remote shell reads it) and
     }),
     'known-hosts': Flags.string({ summary: 'known_hosts file (default: ~/.config/akm-access/known_hosts).' }),
     'passphrase-file': Flags.string({ summary: 'File holding the passphrase of an encrypted private key.' }),
+    keepalive: keepaliveFlag,
+    'identity-file': identityFileFlag,
+    ...dockerStreamFlags,
   }
 
   async run(): Promise<void> {
     const { flags, argv } = await this.parse(Ssh, this.ownArgv)
-    const { runSsh } = await import('../actions/ssh.js')
+    const [{ runSsh }, { parseDuration }] = await Promise.all([
+      import('../actions/ssh.js'),
+      import('../kube/duration.js'),
+    ])
     process.exitCode = await runSsh(
       {
         target: { pod: flags.pod, selector: flags.selector, container: flags.container },
@@ -70,7 +79,9 @@ With -- CMD ARGS, runs that command (as ssh does, the remote shell reads it) and
         acceptNewHostKey: flags['accept-new-host-key'],
         knownHostsFile: flags['known-hosts'],
         passphraseFile: flags['passphrase-file'],
+        identityFile: flags['identity-file'],
         forgetHostKey: flags['forget-host-key'],
+        keepaliveMs: parseDuration(flags.keepalive, '--keepalive'),
       },
       this.deps(),
     )

@@ -641,8 +641,21 @@ export async function checkSshHostKey(context: DoctorContext): Promise<CheckOutc
   const stream = context.sshStream!
   const target = context.pod!
   const blob = await fetchHostKey(stream, { timeoutMs: context.options.sshTimeoutMs, logger: context.logger })
-  const file = context.options.knownHostsFile
   const alias = hostKeyAlias(queries.client.connection.cluster.server, queries.namespace, target.pod.workload)
+  return judgeHostKey(context, blob, alias, 'pod')
+}
+
+/**
+ * The host key against known_hosts, under `alias`; records what was found in `context.hostKey` for the login check.
+ * Shared with the docker-compose checks (`noun`: who sent the key).
+ */
+export function judgeHostKey(
+  context: Pick<DoctorContext, 'options' | 'homeDir' | 'hostKey'>,
+  blob: Buffer,
+  alias: string,
+  noun: 'pod' | 'container',
+): CheckOutcome {
+  const file = context.options.knownHostsFile
   const shown = displayPath(file, context.homeDir)
   const key = `${keyTypeLabel(keyType(blob))} key ${fingerprint(blob)}`
   let known: HostKeyCheck
@@ -664,7 +677,7 @@ export async function checkSshHostKey(context: DoctorContext): Promise<CheckOutc
       )
     case 'changed':
       return fail(
-        `the host key has CHANGED: the pod sent the ${key}, but ${shown}:${known.line} holds another ${keyTypeLabel(known.knownType)} key for ${alias}\n` +
+        `the host key has CHANGED: the ${noun} sent the ${key}, but ${shown}:${known.line} holds another ${keyTypeLabel(known.knownType)} key for ${alias}\n` +
           'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY (a man-in-the-middle), or the host key was just regenerated',
         `only if you know why the key changed, remove the old one: ssh-keygen -f '${file}' -R '${alias}' (or akm-access ssh --forget-host-key)`,
         ExitCode.hostKey,
@@ -678,9 +691,23 @@ export async function checkSshHostKey(context: DoctorContext): Promise<CheckOutc
 export async function checkSshLogin(context: DoctorContext): Promise<CheckOutcome> {
   const queries = cluster(context)
   const target = context.pod!
+  const { remotePort } = context.options
+  return tryLogin(context, () =>
+    openPodStream(queries.client, { namespace: queries.namespace, podName: target.pod.name }, remotePort),
+  )
+}
+
+/**
+ * An SSH login with what the credentials check found, on a fresh stream from `open`: the password only to a host
+ * whose key is trusted. Shared with the docker-compose checks.
+ */
+export async function tryLogin(
+  context: Pick<DoctorContext, 'options' | 'credentials' | 'hostKey' | 'resources' | 'logger'>,
+  open: () => Promise<Duplex>,
+): Promise<CheckOutcome> {
   const found = context.credentials!
   const hostKey = context.hostKey!
-  const { user, remotePort } = context.options
+  const { user } = context.options
   // A password goes only to a host whose key is trusted; a key signature reveals nothing, so it may go to any.
   const password = hostKey.status === 'known' ? found.password : undefined
   const credentials: SshCredentials = {
@@ -699,11 +726,7 @@ export async function checkSshLogin(context: DoctorContext): Promise<CheckOutcom
       'akm-access ssh asks for the passphrase in a terminal, or reads it with --passphrase-file',
     )
   }
-  const stream = await openPodStream(
-    queries.client,
-    { namespace: queries.namespace, podName: target.pod.name },
-    remotePort,
-  )
+  const stream = await open()
   stream.on('error', () => {})
   context.resources.push(stream)
   const connection = await connectSsh({

@@ -22,7 +22,21 @@ export const checkIds = [
   'node',
 ] as const
 
-export type CheckId = (typeof checkIds)[number]
+/** With --docker (the docker-compose management container): the engine and the container replace the cluster's. */
+export const dockerCheckIds = [
+  'docker-engine',
+  'container',
+  'credentials',
+  'sshd',
+  'host-key',
+  'ssh-login',
+  'terminal',
+  'known-hosts',
+  'local-port',
+  'node',
+] as const
+
+export type CheckId = (typeof checkIds)[number] | (typeof dockerCheckIds)[number]
 
 /**
  * pass: this link works. warn: it works, with something worth knowing (an unknown host key, a busy port). fail: this

@@ -9,7 +9,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
 import { AccessError, ExitCode } from '../errors.js'
-import { errorFromResponse, errorFromTransport, RequestTimeoutError } from './api-errors.js'
+import { errorFromResponse, errorFromTransport, KubeApiError, RequestTimeoutError } from './api-errors.js'
 import type { KubeClient, KubeTransport } from './client.js'
 import type { QueryParams } from './types.js'
 
@@ -23,6 +23,8 @@ export interface OpenedWebSocket {
 export interface OpenWebSocketOptions {
   readonly signal?: AbortSignal
   readonly headers?: Readonly<Record<string, string>>
+  /** Fills the 4-byte masking key of each frame we send (ws's default: random bytes). */
+  readonly generateMask?: (mask: Buffer) => void
 }
 
 type Attempt =
@@ -75,6 +77,7 @@ function connect(
       headers: { ...transport.headers, ...options.headers } as Record<string, string>,
       perMessageDeflate: false,
       followRedirects: false,
+      ...(options.generateMask ? { generateMask: options.generateMask } : {}),
     })
     const timeoutMs = client.requestTimeoutMs
     const timer =
@@ -118,7 +121,10 @@ function connect(
           `WebSocket GET ${url.pathname} → ${status} in ${(performance.now() - started).toFixed(0)} ms`,
         )
         fail(
-          errorFromResponse(status, res.statusMessage, res.headers['content-type'], Buffer.concat(chunks), context),
+          refusedUpgrade(
+            errorFromResponse(status, res.statusMessage, res.headers['content-type'], Buffer.concat(chunks), context),
+            path,
+          ),
           status,
         )
         req.destroy()
@@ -135,6 +141,35 @@ function connect(
       done({ kind: 'open', ws, protocol: ws.protocol })
     })
   })
+}
+
+/**
+ * An upgrade answered with a plain 4xx (401, 403, 404 and 429 say what is wrong on their own): the API server, or a
+ * proxy in front of it, would not switch protocols, or the kubelet refused the stream. Left as is it would read as
+ * "unexpected error" (exit 1, no hint); it is not a bug, and the user can act on it. The status is kept, so callers
+ * that retry a refused stream (forward, proxy) still see a 400.
+ */
+function refusedUpgrade(error: Error, path: string): Error {
+  if (!(error instanceof KubeApiError) || error.exitCode !== ExitCode.internal) return error
+  // 404 stays a KubeNotFoundError: callers turn it into "the pod is gone".
+  if (error.httpStatus < 400 || error.httpStatus >= 500 || error.httpStatus === 404) return error
+  const kind = path.endsWith('/portforward') ? 'port-forward' : path.endsWith('/exec') ? 'exec' : 'streaming'
+  const pod = /\/pods\/([^/]+)\//.exec(path)?.[1]
+  const target = pod === undefined ? '' : ` to pod ${decodeURIComponent(pod)}`
+  // The kubelet's answer to a container the pod does not have: the user's --container.
+  const badContainer = /^container \S+ is not valid for pod /.test(error.message)
+  return new KubeApiError(
+    `the API server refused to open the ${kind} connection${target} (${error.httpStatus}): ${error.message}`,
+    error.httpStatus,
+    error.reason,
+    error.status,
+    badContainer
+      ? { exitCode: ExitCode.usage, hint: 'pass one of the pod’s containers with --container (or leave it out)' }
+      : {
+          exitCode: ExitCode.unreachable,
+          hint: 'a proxy or load balancer in front of the API server may not pass WebSocket upgrades, or the pod stopped meanwhile; akm-access doctor checks both',
+        },
+  )
 }
 
 function mapWebSocketError(

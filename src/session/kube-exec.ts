@@ -69,7 +69,8 @@ export function openKubeExecSession(ws: WebSocket, protocol: string, options: Ku
 
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     lastFrameAt = Date.now()
-    if (!isBinary || data.length === 0) return
+    // Aborted: what still arrives has no reader (and would pause the socket again, see abort).
+    if (!isBinary || data.length === 0 || aborted !== undefined) return
     const id = data[0]
     const payload = data.subarray(1)
     if (id === channel.stdout || (id === channel.stderr && !stderr)) {
@@ -137,8 +138,12 @@ export function openKubeExecSession(ws: WebSocket, protocol: string, options: Ku
       if (aborted !== undefined) return
       aborted = reason
       ws.close(1000)
-      // A peer that does not answer the close handshake must not hold us.
-      setTimeout(() => ws.terminate(), 1000).unref()
+      // Our output may be paused by backpressure that nobody will relieve now (its reader is gone): a paused socket
+      // neither reads the peer's close frame nor keeps the process alive, which then exits with the session
+      // unsettled (Node's 13). Reading on finishes the handshake; a peer that does not answer is cut after a second.
+      ws.resume()
+      const cut = setTimeout(() => ws.terminate(), 1000)
+      ws.once('close', () => clearTimeout(cut))
     },
   }
 }

@@ -44,6 +44,12 @@ export async function bridgeSession(io: Io, session: RemoteSession, options: Bri
       cleanups.push(() => stdout.off('resize', onResize))
     }
 
+    // The reader of our output went away (`akm-access ssh -- cat big | head`): stop the remote side as a local
+    // command would be stopped, by SIGPIPE (exit 141), instead of waiting forever on a window nobody drains.
+    const onOutputError = () => session.abort('SIGPIPE')
+    stdout.on('error', onOutputError)
+    cleanups.push(() => stdout.off('error', onOutputError))
+
     // Remote output to ours, never ending our own stdout/stderr (they belong to the process).
     session.stdout.pipe(stdout, { end: false })
     cleanups.push(() => session.stdout.unpipe(stdout))
@@ -93,6 +99,8 @@ export async function bridgeSession(io: Io, session: RemoteSession, options: Bri
     if (end.kind === 'aborted' && end.reason === 'escape') {
       stderr.write(`${options.tty ? '\r\n' : ''}Connection to ${options.hostLabel} closed.\r\n`)
     }
+    // The remote prompt is usually the last thing shown: the error about the lost connection starts a line of its own.
+    if (end.kind === 'lost' && options.tty) stderr.write('\r\n')
     return end
   } finally {
     for (const cleanup of cleanups.reverse()) {
@@ -108,10 +116,17 @@ export async function bridgeSession(io: Io, session: RemoteSession, options: Bri
 function drained(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean }): Promise<void> {
   if (stream.readableEnded || stream.destroyed) return Promise.resolve()
   return new Promise((resolve) => {
-    const done = () => resolve()
+    const done = () => {
+      clearTimeout(timer)
+      stream.off('end', done)
+      stream.off('close', done)
+      resolve()
+    }
     stream.once('end', done)
     stream.once('close', done)
-    // A stream that was aborted may never end: don't wait for it beyond a moment.
-    setTimeout(done, 500).unref()
+    // A stream that was aborted may never end (what it holds has no reader left): don't wait for it beyond a
+    // moment. Not unref'd: with nothing else left alive, an unref'd timer would let the process exit right here,
+    // its command unfinished (Node's exit 13).
+    const timer = setTimeout(done, 500)
   })
 }

@@ -6,6 +6,7 @@
 import { createHash, createHmac } from 'node:crypto'
 import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { AccessError, ExitCode } from '../errors.js'
 
 /** `~/.config/akm-access/known_hosts`, or under $XDG_CONFIG_HOME. */
 export function defaultKnownHostsPath(env: NodeJS.ProcessEnv, homeDir: string): string {
@@ -58,13 +59,37 @@ interface Entry {
   key: string
 }
 
+/** What is wrong with a local file, in words (for messages): "it is a folder", "permission denied". */
+export function fileProblem(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code
+  const reasons: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of the path is not a folder',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'the file system is read-only',
+    ENOSPC: 'no space left on the disk',
+  }
+  return (code && reasons[code]) || (error as Error)?.message || String(error)
+}
+
+/** A known_hosts file we cannot use is the user's to fix (a path that is a folder, permissions), not a bug. */
+function knownHostsError(file: string, doing: 'read' | 'write', error: unknown): AccessError {
+  return new AccessError(`cannot ${doing} the known_hosts file ${file}: ${fileProblem(error)}`, {
+    exitCode: ExitCode.local,
+    hint: '--known-hosts names a file (default: ~/.config/akm-access/known_hosts); check its path and permissions',
+    cause: error,
+  })
+}
+
 function readEntries(file: string): Entry[] {
   let text: string
   try {
     text = readFileSync(file, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
+    throw knownHostsError(file, 'read', error)
   }
   const entries: Entry[] = []
   text.split('\n').forEach((raw, index) => {
@@ -101,9 +126,13 @@ export function checkHostKey(file: string, alias: string, blob: Buffer): HostKey
 }
 
 export function addHostKey(file: string, alias: string, blob: Buffer): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
-  appendFileSync(file, `${alias} ${keyType(blob)} ${blob.toString('base64')}\n`, { mode: 0o600 })
-  chmodSync(file, 0o600)
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    appendFileSync(file, `${alias} ${keyType(blob)} ${blob.toString('base64')}\n`, { mode: 0o600 })
+    chmodSync(file, 0o600)
+  } catch (error) {
+    throw knownHostsError(file, 'write', error)
+  }
 }
 
 /** Removes every key stored for the alias (as `ssh-keygen -R`); returns how many lines went. */
@@ -113,7 +142,7 @@ export function removeHostKey(file: string, alias: string): number {
     text = readFileSync(file, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0
-    throw error
+    throw knownHostsError(file, 'read', error)
   }
   const lines = text.split('\n')
   const kept = lines.filter((raw) => {

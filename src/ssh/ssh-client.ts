@@ -100,14 +100,25 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshConnect
   }
 
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+  // One listener for the whole life of the client: ssh2 can emit several errors for one failure (the socket's,
+  // then "Connection lost before handshake" when it closes), and an 'error' with no listener kills the process.
+  // The first one during the handshake decides; the rest only reach --debug.
+  let connecting: ((error: Error & { level?: string }) => void) | undefined
+  client.on('error', (error: Error & { level?: string }) => {
+    if (connecting) connecting(error)
+    else options.logger?.debug(`ssh connection error: ${error.message}`)
+  })
   await new Promise<void>((resolve, reject) => {
-    client.once('ready', () => resolve())
-    client.once('error', (error: Error & { level?: string }) => {
+    connecting = (error) => {
+      connecting = undefined
       reject(verifyError ?? sshConnectError(error, { hostKeyRejected, tried }))
+    }
+    client.once('ready', () => {
+      connecting = undefined
+      resolve()
     })
     client.connect(config)
   })
-  client.on('error', (error: Error) => options.logger?.debug(`ssh connection error: ${error.message}`))
 
   return {
     closed,
@@ -183,6 +194,8 @@ function sshConnectError(error: Error & { level?: string }, state: { hostKeyReje
       cause: error,
     })
   }
+  // The pod stream's own failure (nothing listens on the port, the pod went away) already says what and why.
+  if (error instanceof AccessError) return error
   if (error.level === 'client-authentication') {
     const methods = state.tried.length > 0 ? state.tried.join(', ') : 'no usable method'
     return new AccessError(`sshd in the management pod rejected the credentials (tried ${methods})`, {
@@ -243,13 +256,14 @@ function openSession(
 function channelSession(channel: ClientChannel, connectionClosed: Promise<void>, tty: boolean): RemoteSession {
   let exit: SessionEnd | undefined
   let aborted: string | undefined
+  let finish: () => void = () => {}
   channel.on('exit', (code: number | null, signal?: string) => {
     if (exit) return
     if (code !== null && code !== undefined) exit = { kind: 'exit', code }
     else if (signal) exit = { kind: 'signal', signal, code: signalExitCode(signal) }
   })
   const ended = new Promise<SessionEnd>((resolve) => {
-    const finish = () => {
+    finish = () => {
       if (aborted !== undefined) resolve({ kind: 'aborted', reason: aborted })
       else resolve(exit ?? { kind: 'lost', reason: 'the connection to the management pod was lost' })
     }
@@ -265,8 +279,34 @@ function channelSession(channel: ClientChannel, connectionClosed: Promise<void>,
     abort(reason) {
       if (aborted !== undefined) return
       aborted = reason
+      // A signal to us is passed on to the remote command first (RFC 4254 §6.9; sshd >= 7.9): without a terminal,
+      // closing the channel alone leaves a command that does not write (a sleep, a server) running in the pod.
+      const signal = /^SIG(INT|TERM|HUP|PIPE)$/.exec(reason)?.[1]
+      if (signal) sendSignal(channel, signal)
       channel.close()
+      // sshd answers our close only once the remote command has ended, which may be never: we are done now (the
+      // connection is ended right after, which tells sshd the rest).
+      finish()
     },
+  }
+}
+
+/**
+ * ssh2's `channel.signal()` stays silent once our side has sent EOF (stdin ended), but RFC 4254 allows a "signal"
+ * request until the channel closes: `ssh -- CMD < file` must be interruptible too. So the request goes through
+ * ssh2's protocol object whenever the channel is still open for requests.
+ */
+function sendSignal(channel: ClientChannel, signal: string): void {
+  const internals = channel as unknown as {
+    outgoing?: { state?: string; id?: number }
+    _client?: { _protocol?: { signal?: (id: number, name: string) => void } }
+  }
+  const state = internals.outgoing?.state
+  const id = internals.outgoing?.id
+  if ((state === 'open' || state === 'eof') && id !== undefined && internals._client?._protocol?.signal) {
+    internals._client._protocol.signal(id, signal)
+  } else {
+    channel.signal(signal)
   }
 }
 
@@ -302,8 +342,9 @@ async function convertPkcs8(key: string, passphrase: string | undefined): Promis
     return { ok: false, reason: 'unusable', message: `unsupported PKCS#8 key type ${type}` }
   } catch (error) {
     const message = (error as Error).message
-    if (/passphrase/i.test(message) && passphrase === undefined)
-      return { ok: false, reason: 'needs-passphrase', message }
+    // OpenSSL, asked for a passphrase nobody gave, says "interrupted or cancelled".
+    const unanswered = /passphrase|interrupted or cancelled/i.test(message) || /BEGIN ENCRYPTED PRIVATE KEY/.test(key)
+    if (unanswered && passphrase === undefined) return { ok: false, reason: 'needs-passphrase', message }
     if (/bad decrypt|passphrase/i.test(message))
       return { ok: false, reason: 'bad-passphrase', message: 'the passphrase for the private key is wrong' }
     return { ok: false, reason: 'unusable', message }

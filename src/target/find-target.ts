@@ -195,6 +195,8 @@ export interface Credentials {
   privateKeyField?: string | undefined
   /** Why a value that is in the Secret could not be used, while the other one can (see readSecretCredentials). */
   unusable?: { password?: AccessError; privateKey?: AccessError }
+  /** What to say when neither can be used, where the Secret's advice does not apply (a docker-compose install). */
+  unusableHint?: { message: string; hint: string }
 }
 
 /**

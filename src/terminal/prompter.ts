@@ -3,7 +3,7 @@
  * costs ~150 ms), always on stderr so stdout stays clean for data. Every question has a flag, so scripts never
  * block; Ctrl-C at a prompt is a quiet cancel (exit 130).
  */
-import { AccessError, ExitCode, UserCancelled } from '../errors.js'
+import { AccessError, ExitCode, Interrupted, UserCancelled } from '../errors.js'
 import type { Io } from './io.js'
 
 export interface Choice {
@@ -20,9 +20,15 @@ export interface Prompter {
   secret(message: string): Promise<string>
 }
 
+/** Signals that end a question: the prompt is aborted (which restores the terminal), then we exit 128+n. */
+const promptSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+type PromptContext = { input: Io['stdin']; output: Io['stderr']; clearPromptOnDone: boolean; signal: AbortSignal }
+
 export function createPrompter(io: Io): Prompter {
-  const context = { input: io.stdin, output: io.stderr, clearPromptOnDone: false }
-  const ask = async <T>(run: (prompts: typeof import('@inquirer/prompts')) => Promise<T>): Promise<T> => {
+  const ask = async <T>(
+    run: (prompts: typeof import('@inquirer/prompts'), context: PromptContext) => Promise<T>,
+  ): Promise<T> => {
     if (!io.interactive) {
       throw new AccessError('a question needs an answer, but there is no terminal to ask it on', {
         exitCode: ExitCode.usage,
@@ -30,19 +36,37 @@ export function createPrompter(io: Io): Prompter {
       })
     }
     const prompts = await import('@inquirer/prompts')
+    // inquirer's signal-exit re-raises SIGTERM/SIGHUP (and a SIGINT sent by kill) when no one else listens, which
+    // kills the process with the terminal still in raw mode. Listening ourselves turns the signal into an aborted
+    // prompt instead: inquirer then restores the terminal, and we exit 128+n.
+    const aborter = new AbortController()
+    let received: NodeJS.Signals | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      received ??= signal
+      aborter.abort()
+    }
+    for (const signal of promptSignals) process.on(signal, onSignal)
     try {
-      return await run(prompts)
+      return await run(prompts, {
+        input: io.stdin,
+        output: io.stderr,
+        clearPromptOnDone: false,
+        signal: aborter.signal,
+      })
     } catch (error) {
+      if (received) throw new Interrupted(received)
       if (error instanceof Error && (error.name === 'ExitPromptError' || error.name === 'AbortPromptError')) {
         throw new UserCancelled()
       }
       throw error
+    } finally {
+      for (const signal of promptSignals) process.off(signal, onSignal)
     }
   }
   return {
     canPrompt: io.interactive,
     select: (message, choices) =>
-      ask((prompts) =>
+      ask((prompts, context) =>
         prompts.select(
           {
             message,
@@ -52,7 +76,7 @@ export function createPrompter(io: Io): Prompter {
         ),
       ),
     confirm: (message, defaultAnswer) =>
-      ask((prompts) => prompts.confirm({ message, default: defaultAnswer }, context)),
-    secret: (message) => ask((prompts) => prompts.password({ message, mask: true }, context)),
+      ask((prompts, context) => prompts.confirm({ message, default: defaultAnswer }, context)),
+    secret: (message) => ask((prompts, context) => prompts.password({ message, mask: true }, context)),
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Ctrl-C (and SIGTERM, SIGHUP) during a transfer: instead of dying with a temporary file behind, we abort, let
- * every file in flight remove its temporary copy, and exit 130.
+ * every file in flight remove its temporary copy, and exit as a shell reports the signal: 130, 143, 129.
  */
-import { UserCancelled } from '../errors.js'
+import { Interrupted, UserCancelled } from '../errors.js'
 
 export interface SignalSource {
   on(signal: NodeJS.Signals, listener: () => void): unknown
@@ -18,12 +18,16 @@ export async function abortOnSignals<T>(
 ): Promise<T> {
   const controller = new AbortController()
   const listeners = signals.map((name) => {
-    const listener = () => controller.abort(new UserCancelled(`interrupted (${name})`))
+    const listener = () => controller.abort(new Interrupted(name))
     source.on(name, listener)
     return [name, listener] as const
   })
   try {
     return await work(controller.signal)
+  } catch (error) {
+    // Whatever the aborted work threw (an AbortError, a closed channel), the signal is the reason: its code wins.
+    if (controller.signal.aborted && isCancellation(error)) throw controller.signal.reason
+    throw error
   } finally {
     for (const [name, listener] of listeners) source.off(name, listener)
   }

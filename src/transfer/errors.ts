@@ -44,7 +44,10 @@ export function remoteFileError(error: SftpError, doing: string, path: string, p
       ? 'no such file or directory'
       : error.code === 'EACCES'
         ? 'permission denied'
-        : error.message.replace(/^.*?: /, '')
+        : // OpenSSH's sftp-server answers ENAMETOOLONG and EINVAL with SSH_FX_BAD_MESSAGE ("bad message").
+          /^bad message$/i.test(error.message.replace(/^.*?: /, ''))
+          ? 'the name is too long, or not valid there'
+          : error.message.replace(/^.*?: /, '')
   return new AccessError(`cannot ${doing} ${showRemote(path)} in pod ${podName}: ${what}`, {
     exitCode: ExitCode.remoteFile,
     ...(error.code === 'EACCES' ? { hint: 'the pod user (akamas) may not write there; /work is its own' } : {}),

@@ -23,7 +23,7 @@ export interface OpenTransfer {
 
 export async function openTransferSession(
   options: SshAccessOptions,
-  deps: Pick<Deps, 'io' | 'kube' | 'prompter' | 'logger'>,
+  deps: Pick<Deps, 'io' | 'kube' | 'backend' | 'prompter' | 'logger'>,
 ): Promise<OpenTransfer> {
   const { location, credentials } = await resolveSshAccess(options, deps)
   const connection = await connectToPod(location, credentials, options, deps)
@@ -50,7 +50,7 @@ export async function openTransferSession(
     // A connection that dies under the hasher may never end its output: answer whoever waits.
     void connection.closed.then(() => hasher.close())
     return {
-      session: { sftp, hasher, podName: location.pod.pod.name, slots: new Slots(requestSlots), logger: deps.logger },
+      session: { sftp, hasher, podName: location.name, slots: new Slots(requestSlots), logger: deps.logger },
       closed: connection.closed,
       close() {
         hasher.close()

@@ -4,8 +4,9 @@
  * choosing a free port and taking it; when the preferred port is busy, get-port proposes another.
  */
 import { createServer, type Server, type Socket } from 'node:net'
+import type { TargetStream } from '../backend/target.js'
 import { AccessError, ExitCode } from '../errors.js'
-import type { PodStream, PodStreamTarget } from './pod-stream.js'
+import type { PodStreamTarget } from './pod-stream.js'
 
 export interface LocalForwardOptions {
   /** Preferred local port; 0 means any free port. */
@@ -16,7 +17,7 @@ export interface LocalForwardOptions {
    * Opens a stream to the pod's port; called once per accepted connection (it may pick a new pod each time, and
    * wait for one). `signal` aborts when the listener closes.
    */
-  connect: (remotePort: number, signal: AbortSignal) => Promise<PodStream>
+  connect: (remotePort: number, signal: AbortSignal) => Promise<TargetStream>
   onConnection?: (event: ForwardEvent) => void
 }
 
@@ -41,7 +42,7 @@ const loopback = '127.0.0.1'
 
 export async function startLocalForward(options: LocalForwardOptions): Promise<LocalForward> {
   const sockets = new Set<Socket>()
-  const streams = new Set<PodStream>()
+  const streams = new Set<TargetStream>()
   let nextId = 1
   const closing = new AbortController()
   const server = createServer((socket) => {

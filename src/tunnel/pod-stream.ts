@@ -85,7 +85,9 @@ export class PodStream extends Duplex {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastFrameAt = Date.now()
-    if (!isBinary || data.length === 0) return
+    // Destroyed: nobody reads any more; data still arriving before the close handshake is dropped (pushing it would
+    // only pause the socket again, and hide the peer's close frame behind it).
+    if (!isBinary || data.length === 0 || this.destroyed) return
     const channel = data[0]!
     let payload = data.subarray(1)
     // The kubelet first writes the port number (2 bytes, little-endian) on each channel; client-node strips it too.
@@ -177,9 +179,17 @@ export class PodStream extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearInterval(this.pinger)
-    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
-      if (error) this.ws.terminate()
-      else this.ws.close(1000)
+    const { ws } = this
+    if (!error && (ws.readyState === ws.OPEN || ws.readyState === ws.CLOSING)) {
+      // A polite close (or the one _final began), but one that cannot hang: the socket may be paused by backpressure
+      // that nobody will relieve now, and a paused socket never reads the peer's close frame, so ws would hold the
+      // connection (and the process) for its 30 s close timeout. Reading on lets the handshake finish (and spares
+      // the peer a reset that could cost it our last bytes); a peer that does not answer is cut after a second.
+      if (ws.readyState === ws.OPEN) ws.close(1000)
+      ws.resume()
+      setTimeout(() => ws.terminate(), 1000).unref()
+    } else if (ws.readyState !== ws.CLOSED) {
+      ws.terminate()
     }
     callback(error)
   }

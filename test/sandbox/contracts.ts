@@ -60,6 +60,12 @@ export interface PodRuntimeOptions {
   extraPorts?: Record<number, number>
   /** Start sshd (default true). */
   startSshd?: boolean
+  /**
+   * Where sshd listens. By default on a free port of 127.0.0.1 that stands for port 22 (the Kubernetes sandbox: the
+   * API server's port-forward is the only way to it). The Docker sandbox gives each container an address of its own
+   * in 127.0.0.0/8 instead, with sshd on that address's port 22: `pickAddress` is asked again if the bind fails.
+   */
+  sshListen?: { port: number; pickAddress: () => string }
 }
 
 /** One management pod: a private mount+UTS namespace holding its processes and a real OpenSSH sshd. */
@@ -67,6 +73,8 @@ export interface PodRuntime {
   readonly name: string
   /** The loopback port on which the pod's sshd listens (pod port 22), or undefined while sshd is stopped. */
   readonly sshPort: number | undefined
+  /** The loopback address it listens on (127.0.0.1 unless `sshListen` chose another), or undefined while stopped. */
+  readonly sshAddress?: string | undefined
   exec(argv: string[], options: PodExecOptions): PodProcess
   /** Opens a TCP connection to a pod port, as the kubelet does for port-forward. Rejects (ECONNREFUSED) if nothing listens. */
   dial(port: number): Promise<Socket>

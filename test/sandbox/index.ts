@@ -58,6 +58,8 @@ export interface ManagementPodOptions {
   envFrom?: Json[]
   /** Volumes added to the pod's `work` volume (e.g. a Secret volume). */
   volumes?: Json[]
+  /** More ports the pod listens on: pod port -> a loopback port on the host that stands for it (e.g. a server). */
+  extraPorts?: Record<number, number>
 }
 
 export interface SandboxOptions {
@@ -339,6 +341,7 @@ export class Sandbox {
         stateDir,
         hostKeyPath: this.hostKey.privateKeyPath,
         sshd: this.sshdAuth(),
+        ...(options.extraPorts ? { extraPorts: options.extraPorts } : {}),
       })
     }
     this.state.pods.set(this.podKey(name, namespace), { object, runtime })

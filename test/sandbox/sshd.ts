@@ -1,6 +1,7 @@
 /**
  * The pod's sshd: Debian's real OpenSSH server, run with a config of our own (never /etc/ssh/sshd_config),
- * listening on a free loopback port that stands for the pod's port 22.
+ * listening on a free loopback port that stands for the pod's port 22 — or, for the Docker sandbox's containers, on
+ * port 22 itself at an address of the 127.0.0.0/8 loopback range that is the container's own (`pickAddress`).
  *
  * This module knows sshd (its config, how it starts, when it is ready); the pod runtime decides where it runs
  * (it hands in a `spawnAsRoot` that enters the pod's namespaces).
@@ -40,6 +41,8 @@ export function sshdPaths(stateDir: string): SshdPaths {
 
 export interface SshdConfigOptions {
   port: number
+  /** The address to listen on (default 127.0.0.1). */
+  address?: string
   hostKeyPath: string
   paths: SshdPaths
   /** The only account allowed to log in. */
@@ -52,7 +55,7 @@ export function renderSshdConfig(options: SshdConfigOptions): string {
   const { port, hostKeyPath, paths, user, passwordAuthentication } = options
   return [
     '# Written by the akm-access sandbox for one pod; /etc/ssh/sshd_config is not read.',
-    `ListenAddress ${LOOPBACK}:${port}`,
+    `ListenAddress ${options.address ?? LOOPBACK}:${port}`,
     `HostKey ${configPath(hostKeyPath)}`,
     `PidFile ${configPath(paths.pid)}`,
     'LogLevel VERBOSE',
@@ -104,17 +107,21 @@ export async function ensurePrivsepDir(): Promise<void> {
   await mkdir(SSHD_PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 }
 
-export interface SshdStartOptions extends Omit<SshdConfigOptions, 'port'> {
+export interface SshdStartOptions extends Omit<SshdConfigOptions, 'port' | 'address'> {
   authorizedKeys: readonly string[]
   /** Starts `argv` as root inside the pod (stdin ignored; stdout and stderr as given). */
   spawnAsRoot(argv: string[], stdio: StdioOptions): ChildProcess
   /** Picks the port to try (default: findFreePort); called again after a failed bind. */
   pickPort?: () => Promise<number>
+  /** Picks the address to listen on (default: 127.0.0.1); called again after a failed bind. */
+  pickAddress?: () => string
 }
 
 /** A running sshd. */
 export interface RunningSshd {
   readonly port: number
+  /** The address it listens on. */
+  readonly address: string
   readonly process: ChildProcess
 }
 
@@ -130,10 +137,11 @@ export async function startSshd(options: SshdStartOptions): Promise<RunningSshd>
   let lastError: Error | undefined
   for (let attempt = 1; attempt <= BIND_ATTEMPTS; attempt++) {
     const port = await (options.pickPort ?? findFreePort)()
-    await writeFile(paths.config, renderSshdConfig({ ...options, port }), { mode: 0o600 })
+    const address = options.pickAddress?.() ?? LOOPBACK
+    await writeFile(paths.config, renderSshdConfig({ ...options, port, address }), { mode: 0o600 })
     await rm(paths.pid, { force: true })
-    const started = await launchAndAwaitReady(options, port)
-    if (started.ok) return { port, process: started.process }
+    const started = await launchAndAwaitReady(options, address, port)
+    if (started.ok) return { port, address, process: started.process }
     lastError = started.error
     if (!started.portTaken) break
   }
@@ -142,7 +150,7 @@ export async function startSshd(options: SshdStartOptions): Promise<RunningSshd>
 
 type LaunchResult = { ok: true; process: ChildProcess } | { ok: false; error: Error; portTaken: boolean }
 
-async function launchAndAwaitReady(options: SshdStartOptions, port: number): Promise<LaunchResult> {
+async function launchAndAwaitReady(options: SshdStartOptions, address: string, port: number): Promise<LaunchResult> {
   const { paths } = options
   const log = await open(paths.log, 'a')
   let child: ChildProcess
@@ -160,13 +168,13 @@ async function launchAndAwaitReady(options: SshdStartOptions, port: number): Pro
   while (Date.now() < deadline) {
     if (spawnError) return { ok: false, error: spawnError, portTaken: false }
     if (child.exitCode !== null || child.signalCode !== null) return exitedEarly(child, paths.log)
-    if (await isListening(child, paths.pid, port)) return { ok: true, process: child }
+    if (await isListening(child, paths.pid, address, port)) return { ok: true, process: child }
     await sleep(POLL_INTERVAL_MS)
   }
   child.kill('SIGKILL')
   return {
     ok: false,
-    error: new Error(`sshd did not listen on ${LOOPBACK}:${port} in ${READY_TIMEOUT_MS} ms`),
+    error: new Error(`sshd did not listen on ${address}:${port} in ${READY_TIMEOUT_MS} ms`),
     portTaken: false,
   }
 }
@@ -183,15 +191,15 @@ async function exitedEarly(child: ChildProcess, logPath: string): Promise<Launch
  * sshd writes its PidFile only after it has bound its listen address, so a PidFile naming our child means the port
  * is ours (not a neighbour's that won the race for it); the banner then proves that it answers.
  */
-async function isListening(child: ChildProcess, pidPath: string, port: number): Promise<boolean> {
+async function isListening(child: ChildProcess, pidPath: string, address: string, port: number): Promise<boolean> {
   const pid = Number.parseInt(await readFile(pidPath, 'utf8').catch(() => ''), 10)
-  return pid === child.pid && (await readsSshBanner(port))
+  return pid === child.pid && (await readsSshBanner(address, port))
 }
 
 /** Connects and waits for the `SSH-2.0-` identification line. */
-async function readsSshBanner(port: number): Promise<boolean> {
+async function readsSshBanner(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: LOOPBACK, port })
+    const socket = createConnection({ host: address, port })
     let received = ''
     const finish = (result: boolean) => {
       socket.destroy()

@@ -290,7 +290,7 @@ describe('the docker CLI against the emulated engine', () => {
           'com.docker.compose.container-number': '1',
         },
       },
-      NetworkSettings: { Networks: { akamas: { IPAddress: '172.18.0.2', Gateway: '172.18.0.1' } } },
+      NetworkSettings: { Networks: { akamas: { IPAddress: sandbox.ipAddress, Gateway: '127.18.0.1' } } },
       Mounts: [{ Type: 'bind', Source: sandbox.workDir, Destination: '/work', RW: true }],
     })
     expect(inspected?.Config.Env).toEqual(expect.arrayContaining(['ALLOW_PASSWORD=true']))
@@ -496,6 +496,29 @@ describe('the docker CLI against the emulated engine', () => {
     expect(byKey).toEqual({ ok: true, output: `${sandbox.shortId}\n` })
     const wrong = await sshHostname(await sandbox.dial(22), sandbox.hostKey.publicKey, { password: 'wrong' })
     expect(wrong.ok).toBe(false)
+  })
+
+  it('sshd answers at the container’s address, from this machine and from a bridge inside the container', async () => {
+    const format = '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'
+    const address = (await docker(['inspect', '-f', format, NAME], env)).stdout.trim()
+    expect(address).toBe(sandbox.ipAddress)
+    expect(address).toMatch(/^127\.18\.\d+\.\d+$/)
+    // Where the host can route to the container (Linux bridge networks): its address, port 22.
+    const banner = await new Promise<string>((resolve, reject) => {
+      const socket = createConnection({ host: address, port: 22 })
+      socket.once('data', (chunk: Buffer) => {
+        socket.destroy()
+        resolve(chunk.toString('latin1'))
+      })
+      socket.once('error', reject)
+    })
+    expect(banner).toMatch(/^SSH-2\.0-OpenSSH/)
+    // Inside the container: a bridge to its own address (what an exec'd stream to sshd uses).
+    const inside = await docker(
+      ['exec', '-i', NAME, 'bash', '-c', `exec 3<>/dev/tcp/${address}/22 && head -c 8 <&3`],
+      env,
+    )
+    expect(inside).toMatchObject({ code: 0, stdout: 'SSH-2.0-' })
   })
 
   it('speaks the hijack protocol on the wire: 101 UPGRADED, stdcopy frames, half-close, no second start', async () => {

@@ -12,6 +12,17 @@
  * namespace with /work bind-mounted from `workDir`, its hostname is the container's short id (as Docker sets it),
  * and a real OpenSSH sshd stands for its port 22 (reachable with `dial(22)`, as through the compose network).
  *
+ * Its network, emulated with the loopback range: the container shares this machine's network namespace (no root-only
+ * veth plumbing, and no traffic to a private range that is not ours), so instead of 172.18.0.2 on a bridge it gets
+ * an address of its own in 127.18.0.0/16 (`ipAddress`, unique per container, kept across restarts), which is its
+ * `NetworkSettings.Networks.<net>.IPAddress`, and its sshd listens on that address's port 22 — not on a random
+ * port. So the two ways a client reaches sshd without a published port behave as on a Linux host with real Docker:
+ *   - the container's address: `connect(IPAddress, 22)` from this machine reaches sshd;
+ *   - a bridge run inside the container (exec) that connects to its own IPAddress:22 reaches the same sshd.
+ * The one difference: 127.0.0.1:22 inside the container is this machine's port 22, not the container's sshd (a real
+ * container has a loopback of its own), so an in-container bridge must target the container's own address — which is
+ * also right on real Docker, where sshd listens on all of the container's addresses.
+ *
  * The image's start-up, as emulated here: ALLOW_PASSWORD turns sshd's password login on; CUSTOM_PASSWORD is the
  * password of `akamas`; without it a random password is generated and kept in /work/akamas_password. Since /work
  * persists, a container started again reuses the password found there (an assumption about the image: it keeps the
@@ -77,8 +88,8 @@ export class DockerSandbox {
   readonly dockerConfigDir: string
   /** The key pair whose public half sshd authorizes for `akamas`. */
   readonly userKey: KeyPair
-  /** sshd's host key (its public half as an OpenSSH line). */
-  readonly hostKey: { privateKeyPath: string; publicKey: string }
+  /** sshd's host key (its public half as an OpenSSH line); `recreateContainer({ newHostKey: true })` replaces it. */
+  hostKey: { privateKeyPath: string; publicKey: string }
   readonly engine: DockerEngine
   private current: EngineContainer | undefined
   private runtime: NamespacedPodRuntime | undefined
@@ -179,9 +190,14 @@ export class DockerSandbox {
     return this.runtime
   }
 
-  /** The loopback port standing for the container's port 22, or undefined while stopped. */
+  /** The port sshd listens on (22, at `ipAddress`), or undefined while stopped. */
   get sshPort(): number | undefined {
     return this.runtime?.sshPort
+  }
+
+  /** The container's address on its network (in 127.18.0.0/16, see above); its sshd listens on port 22 there. */
+  get ipAddress(): string {
+    return this.requireContainer().network.ipAddress
   }
 
   /** Connects to a container port (22: sshd), as a peer on the compose network would. */
@@ -247,6 +263,8 @@ export class DockerSandbox {
     if (container.state.status === 'running') return
     // Written before the runtime starts: it hands /work to the pod user, so `akamas` can read the file (0600).
     this.currentPassword = this.resolvePassword()
+    // The container's own address first; another one if something else holds its port 22 (a parallel sandbox).
+    let attempt = 0
     const runtime = await createPodRuntime({
       name: container.config.hostname,
       workDir: this.workDir,
@@ -257,7 +275,12 @@ export class DockerSandbox {
         authorizedKeys: [this.userKey.publicKey],
         passwordAuthentication: this.options.allowPassword ?? true,
       },
+      sshListen: {
+        port: 22,
+        pickAddress: () => (attempt++ === 0 ? container.network.ipAddress : containerAddress()),
+      },
     })
+    container.network.ipAddress = runtime.sshAddress ?? container.network.ipAddress
     this.runtime = runtime
     container.runtime = runtime
     const pids = await runtime.processesInNamespace()
@@ -305,11 +328,16 @@ export class DockerSandbox {
   }
 
   /**
-   * Re-creates the container as `docker compose up` does after a change: a new id (hence a new hostname), the same
-   * name, /work and host key, started.
+   * Re-creates the container as `docker compose up` does after a change: a new id (hence a new hostname and a new
+   * address), the same name and /work, started. The host key stays, as when the image keeps it in a volume; with
+   * `newHostKey` it is a new one, as when the image generates its keys at start.
    */
-  async recreateContainer(): Promise<void> {
+  async recreateContainer(options: { newHostKey?: boolean } = {}): Promise<void> {
     await this.removeContainer()
+    if (options.newHostKey) {
+      const host = generateKeyPair(join(this.dir, 'keys'), `host-${randomHex(8)}`, 'ed25519')
+      this.hostKey = { privateKeyPath: host.path, publicKey: host.publicKey }
+    }
     this.createContainer()
     await this.startContainer()
   }
@@ -387,9 +415,9 @@ export class DockerSandbox {
         name: this.networkName,
         networkId: this.networkId,
         endpointId: randomHex(64),
-        ipAddress: '172.18.0.2',
+        ipAddress: containerAddress(),
         ipPrefixLen: 16,
-        gateway: '172.18.0.1',
+        gateway: NETWORK_GATEWAY,
         macAddress: '02:42:ac:12:00:02',
         aliases: [...new Set([this.containerName, this.service])],
       },
@@ -402,6 +430,15 @@ export class DockerSandbox {
     }
     this.engine.addContainer(this.current)
   }
+}
+
+/** The emulated compose network: 127.18.0.0/16 stands for Docker's 172.18.0.0/16 (see the top of this file). */
+const NETWORK_GATEWAY = '127.18.0.1'
+
+/** A random container address in the network (collisions with a parallel sandbox are retried at sshd's bind). */
+function containerAddress(): string {
+  const [high = 0, low = 0] = randomBytes(2)
+  return `127.18.${1 + (high % 254)}.${2 + (low % 253)}`
 }
 
 function randomHex(digits: number): string {

@@ -170,10 +170,13 @@ describe('openWebSocket', () => {
     expect(error.hint).toContain('kubectl auth can-i create pods --subresource=exec -n akamas')
   })
 
-  it('maps a 400 (invalid container) to the server message', async () => {
+  it('maps a 400 (invalid container) to the server message, as a bad --container', async () => {
     const error = await failure(openWebSocket(client(trusted()), EXEC, { ...execQuery, container: 'nope' }, SUPPORTED))
-    expect(error.message).toBe('container nope is not valid for pod demo-0')
-    expect(error.exitCode).toBe(ExitCode.internal)
+    expect(error.message).toBe(
+      'the API server refused to open the exec connection to pod demo-0 (400): container nope is not valid for pod demo-0',
+    )
+    expect(error.exitCode).toBe(ExitCode.usage)
+    expect(error.hint).toContain('--container')
   })
 
   it('maps a 401', async () => {
