@@ -1,4 +1,6 @@
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import type { Interfaces } from '@oclif/core'
+import { Command } from '@oclif/core/command'
+import * as Flags from '@oclif/core/flags'
 import { createDeps, type Deps, type GlobalFlags } from '../deps.js'
 import { type Io, processIo } from '../terminal/io.js'
 import { renderError } from './render-error.js'

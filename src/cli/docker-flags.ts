@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 /**
  * The docker-compose backend: which engine (as the docker CLI resolves it) and which container. Any of the first

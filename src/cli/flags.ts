@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 
 /** Which pod and container: shared by every command that reaches the management pod. */
 export const targetFlags = {

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { SshAccessOptions } from '../actions/ssh-access.js'
 import { dockerStreamFlags, identityFileFlag } from './docker-flags.js'
 import { credentialFlags, targetFlags } from './flags.js'

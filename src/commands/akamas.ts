@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import { AkmCommand } from '../cli/base-command.js'
 import { escapeCharFlag, targetFlags } from '../cli/flags.js'
 import { AccessError, ExitCode } from '../errors.js'

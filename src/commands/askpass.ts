@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core'
+import * as Args from '@oclif/core/args'
 import { AkmCommand } from '../cli/base-command.js'
 
 /** Run by OpenSSH as SSH_ASKPASS for the master connection that ssh-master starts, not by people. */

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import type { CpResult } from '../actions/cp.js'
 import { AkmCommand } from '../cli/base-command.js'
 import { sshAccessFlags, toSshAccessOptions } from '../cli/transfer-flags.js'

@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { DoctorReport } from '../actions/doctor.js'
 import { AkmCommand } from '../cli/base-command.js'
 import { dockerStreamFlags, identityFileFlag } from '../cli/docker-flags.js'

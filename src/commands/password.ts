@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core'
+import * as Flags from '@oclif/core/flags'
 import type { PasswordResult } from '../actions/password.js'
 import { AkmCommand } from '../cli/base-command.js'
 import { dockerTargetFlags } from '../cli/docker-flags.js'

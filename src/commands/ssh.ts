@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core'
+import * as Args from '@oclif/core/args'
+import * as Flags from '@oclif/core/flags'
 import { AkmCommand } from '../cli/base-command.js'
 import { dockerStreamFlags, identityFileFlag } from '../cli/docker-flags.js'
 import { credentialFlags, escapeCharFlag, keepaliveFlag, targetFlags } from '../cli/flags.js'
