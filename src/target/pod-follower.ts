@@ -64,7 +64,8 @@ export class PodFollower {
     for (;;) {
       signal?.throwIfAborted()
       if (this.pod && !this.stale) return this.pod
-      const result = await this.relist()
+      // A list in flight may take up to --request-timeout: a stop (Ctrl-C) must not wait for it.
+      const result = await untilAborted(this.relist(), signal)
       if ('pod' in result) return result.pod
       if (!isTransient(result.error) || Date.now() >= deadline) throw result.error
       await sleep(Math.min(pauseMs, Math.max(0, deadline - Date.now())), signal)
@@ -181,6 +182,29 @@ export function isTransient(error: AccessError): boolean {
     error.exitCode === ExitCode.podNotReady ||
     error.exitCode === ExitCode.unreachable
   )
+}
+
+/** `work`'s outcome, or a rejection with the signal's reason as soon as it aborts (the work goes on, unawaited). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    if (signal.aborted) {
+      work.catch(() => {})
+      return onAbort()
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
 }
 
 /** Resolves after `ms`, or rejects as soon as `signal` aborts. */
