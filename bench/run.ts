@@ -4,7 +4,7 @@
  * bench/results.svg. Not part of `npm test`: absolute times on a shared machine are noise, ratios are the result.
  */
 import { execFile, execFileSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
@@ -31,6 +31,9 @@ interface Figure {
 }
 
 const figures: Figure[] = []
+/** Figures measured elsewhere (bench/throughput.ts) and folded into the report. */
+const extraSections: string[] = []
+const extraVerdicts: { label: string; ratio: number; max: number }[] = []
 
 async function figure(title: string, cases: Case[], target?: Figure['target'], unit = 'ms'): Promise<void> {
   process.stderr.write(`bench: ${title}…\n`)
@@ -217,9 +220,36 @@ try {
   })
 
   await proxy.close()
+  await throughputFigures(work)
   writeReport()
 } finally {
   await sandbox.stop()
+}
+
+/**
+ * Bulk transfer through akm-access forward, kubectl port-forward and straight to sshd, and the tunnels' peak RSS:
+ * bench/throughput.ts, in a process of its own (it runs its own sandbox), folded into this report.
+ */
+async function throughputFigures(work: string): Promise<void> {
+  process.stderr.write('bench: throughput and peak RSS (256 MiB each way)…\n')
+  const out = join(work, 'throughput.json')
+  await execFileAsync(node, ['--import', 'tsx', join(import.meta.dirname, 'throughput.ts'), '--json-out', out], {
+    maxBuffer: 1 << 24,
+  })
+  const result = JSON.parse(readFileSync(out, 'utf8')) as {
+    table: string
+    paths: Record<string, { up: number; down: number; peakRssMiB: number }>
+  }
+  const forward = result.paths['akm-access forward']!
+  const direct = result.paths['direct (floor)']!
+  extraSections.push(`## Bulk throughput and peak RSS\n\n${result.table}\n`)
+  // As times (lower is better), like every other figure: direct's rate over ours; the target throughput >= 0.9x is
+  // a time ratio <= 1/0.9.
+  extraVerdicts.push(
+    { label: 'upload time vs direct (throughput >= 0.9x)', ratio: direct.up / forward.up, max: 1 / 0.9 },
+    { label: 'download time vs direct (throughput >= 0.9x)', ratio: direct.down / forward.down, max: 1 / 0.9 },
+    { label: 'forward peak RSS vs 72 MiB', ratio: forward.peakRssMiB / 72, max: 1 },
+  )
 }
 
 function versions(): string[] {
@@ -233,7 +263,7 @@ function versions(): string[] {
   return [
     `- machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${process.platform} ${process.arch}`,
     `- node ${process.version}; kubectl ${run(['/usr/lib/google-cloud-sdk/bin/kubectl.1.32', 'version', '--client', '-o', 'json']).match(/"gitVersion":\s*"([^"]+)"/)?.[1] ?? '?'} (through the /usr/bin/kubectl dispatcher)`,
-    `- ${run(['ssh', '-V'])}`,
+    `- ${execFileSync('sh', ['-c', 'ssh -V 2>&1'], { encoding: 'utf8' }).trim()}`,
     `- sandbox Kubernetes API v1.32.4; ${warmup} warm-up rounds, ${runs} alternating runs per case`,
   ]
 }
@@ -265,6 +295,8 @@ function writeReport(): void {
     }
     lines.push('')
   }
+  lines.push(...extraSections)
+  verdicts.push(...extraVerdicts)
   lines.push('## Targets', '', '| figure | ratio | target | |', '|---|---|---|---|')
   for (const v of verdicts)
     lines.push(`| ${v.label} | ${v.ratio.toFixed(2)}× | ≤ ${v.max}× | ${v.ratio <= v.max ? 'met' : 'missed'} |`)

@@ -12,7 +12,16 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  createReadStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -333,6 +342,20 @@ async function main(): Promise<void> {
       )
     }
     process.stdout.write(`${lines.join('\n')}\n`)
+    const jsonOut = args.indexOf('--json-out')
+    if (jsonOut >= 0) {
+      // For npm run bench (bench/run.ts), which folds these figures into bench/results.md.
+      const summary = Object.fromEntries(
+        paths.map((path) => {
+          const sample = samples.get(path.name)!
+          return [path.name, { up: median(sample.up), down: median(sample.down), peakRssMiB: sample.peakRssKiB / 1024 }]
+        }),
+      )
+      writeFileSync(
+        args[jsonOut + 1]!,
+        JSON.stringify({ sizeMiB, runs, table: lines.join('\n'), paths: summary }, null, 2),
+      )
+    }
   } finally {
     for (const running of processes) running.kill('SIGTERM')
     rmSync(dir, { recursive: true, force: true })

@@ -9,6 +9,7 @@ import type { GlobalFlags } from '../deps.js'
 import type { DockerTarget } from '../docker/target.js'
 import { AccessError, ExitCode } from '../errors.js'
 import type { KubeClient } from '../kube/client.js'
+import { NoKubernetesConfiguration } from '../kube/kubeconfig.js'
 import type { Logger } from '../log.js'
 import { defaultKnownHostsPath } from '../ssh/known-hosts.js'
 import { type Io, say } from '../terminal/io.js'
@@ -56,13 +57,7 @@ export function wantsDocker(flags: GlobalFlags): boolean {
  * --kubeconfig or KUBECONFIG that names missing files is a mistake to report, not a reason to look elsewhere.
  */
 export function isMissingKubeconfig(error: unknown, flags: GlobalFlags, env: NodeJS.ProcessEnv): boolean {
-  return (
-    error instanceof AccessError &&
-    error.exitCode === ExitCode.config &&
-    error.message.startsWith('no kubeconfig found:') &&
-    !flags.kubeconfig &&
-    !env.KUBECONFIG
-  )
+  return error instanceof NoKubernetesConfiguration && !flags.kubeconfig && !env.KUBECONFIG
 }
 
 async function connectDocker(

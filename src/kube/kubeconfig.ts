@@ -115,14 +115,11 @@ export async function resolveConnection(flags: ConnectionFlags, environment: Kub
     if (file === undefined || text === undefined) {
       const inCluster = inClusterConnection(flags, environment, readFile)
       if (inCluster) return inCluster
-      throw configError(
+      throw new NoKubernetesConfiguration(
         `no kubeconfig found: ${file === undefined ? 'the home directory is unknown' : `${show(file)} does not exist`}, KUBECONFIG is not set and this is not a pod in a cluster`,
-        {
-          hint:
-            'get a kubeconfig for your cluster (e.g. `aws eks update-kubeconfig --name <cluster>`, ' +
-            '`gcloud container clusters get-credentials <cluster>`, `az aks get-credentials -n <cluster> -g <group>`), ' +
-            'or pass --kubeconfig <file>',
-        },
+        'get a kubeconfig for your cluster (e.g. `aws eks update-kubeconfig --name <cluster>`, ' +
+          '`gcloud container clusters get-credentials <cluster>`, `az aks get-credentials -n <cluster> -g <group>`), ' +
+          'or pass --kubeconfig <file>',
       )
     }
     loaded.push(await parseKubeconfig(text, file, show))
@@ -747,6 +744,17 @@ function describeFsError(error: unknown): string {
     EPERM: 'operation not permitted',
   }
   return (code && known[code]) ?? (error instanceof Error ? error.message : String(error))
+}
+
+/**
+ * Nothing configures Kubernetes here: no --kubeconfig, no KUBECONFIG, no ~/.kube/config, not in a pod. Unlike a
+ * broken configuration, this may mean a docker-compose installation (backend/choose.ts looks for one).
+ */
+export class NoKubernetesConfiguration extends AccessError {
+  override readonly name = 'NoKubernetesConfiguration'
+  constructor(message: string, hint: string) {
+    super(message, { exitCode: ExitCode.config, hint })
+  }
 }
 
 function configError(
