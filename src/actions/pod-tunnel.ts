@@ -4,10 +4,12 @@
  * list names, until the caller's deadline; a stream that fails later marks its pod for a re-list, so that the next
  * connection does not try a dead pod first.
  */
+
+import { sleep } from '../abortable.js'
 import { AccessError, ExitCode } from '../errors.js'
 import { isNotFound, KubeApiError } from '../kube/api-errors.js'
 import type { KubeClient } from '../kube/client.js'
-import { type PodFollower, sleep } from '../target/pod-follower.js'
+import type { PodFollower } from '../target/pod-follower.js'
 import { openPodStream, type PodStream } from '../tunnel/pod-stream.js'
 
 export interface FollowedStreamOptions {

@@ -5,6 +5,7 @@
  * ALLOW_PASSWORD saying whether sshd takes passwords at all. Execs and streams go to the container by name, so a
  * container that compose re-created (a new id) is still the one reached.
  */
+import { sleep } from '../abortable.js'
 import type { ManagementTarget, TargetExecOptions, TargetStreamOptions } from '../backend/target.js'
 import { AccessError, ExitCode } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -112,7 +113,7 @@ export class DockerTarget implements ManagementTarget {
             error.exitCode === ExitCode.sshUnreachable)
         if (!retriable || Date.now() >= wait.deadline) throw error
         wait.onRetry?.(error)
-        await abortableSleep(Math.min(pauseMs, Math.max(0, wait.deadline - Date.now())), wait.signal)
+        await sleep(Math.min(pauseMs, Math.max(0, wait.deadline - Date.now())), wait.signal)
         pauseMs = Math.min(pauseMs * 2, 2000)
       }
     }
@@ -177,19 +178,4 @@ export class DockerTarget implements ManagementTarget {
   close(): void {
     this.engine.close()
   }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }

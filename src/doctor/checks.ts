@@ -83,9 +83,13 @@ export interface LoginCredentials {
   keyProblem: 'needs-passphrase' | 'unusable' | undefined
 }
 
-const ok = (detail: string): CheckOutcome => ({ status: 'pass', detail })
-const warn = (detail: string, hint?: string): CheckOutcome => ({ status: 'warn', detail, ...(hint ? { hint } : {}) })
-const fail = (detail: string, hint: string, exitCode: number): CheckOutcome => ({
+export const ok = (detail: string): CheckOutcome => ({ status: 'pass', detail })
+export const warn = (detail: string, hint?: string): CheckOutcome => ({
+  status: 'warn',
+  detail,
+  ...(hint ? { hint } : {}),
+})
+export const fail = (detail: string, hint: string, exitCode: number): CheckOutcome => ({
   status: 'fail',
   detail,
   hint,

@@ -18,7 +18,7 @@ import { registerSecret } from '../redact.js'
 import type { HostKeyCheck } from '../ssh/known-hosts.js'
 import { fetchHostKey, preparePrivateKey } from '../ssh/ssh-client.js'
 import type { Io } from '../terminal/io.js'
-import { type DoctorOptions, judgeHostKey, type LoginCredentials, tryLogin } from './checks.js'
+import { type DoctorOptions, fail, judgeHostKey, type LoginCredentials, ok, tryLogin, warn } from './checks.js'
 import { failedWith } from './runner.js'
 import { readSshBanner } from './ssh-banner.js'
 import type { CheckOutcome } from './types.js'
@@ -46,15 +46,6 @@ export interface DockerDoctorContext {
   sshStream?: Duplex
   hostKey?: { blob: Buffer; status: HostKeyCheck['status'] }
 }
-
-const ok = (detail: string): CheckOutcome => ({ status: 'pass', detail })
-const warn = (detail: string, hint?: string): CheckOutcome => ({ status: 'warn', detail, ...(hint ? { hint } : {}) })
-const fail = (detail: string, hint: string, exitCode: number): CheckOutcome => ({
-  status: 'fail',
-  detail,
-  hint,
-  exitCode,
-})
 
 // 1. the engine
 

@@ -6,6 +6,7 @@
  * shared by every caller that asks at the same moment, not one per connection.
  */
 import type { V1Pod, V1PodList } from '@kubernetes/client-node'
+import { sleep, untilAborted } from '../abortable.js'
 import { AccessError, ExitCode } from '../errors.js'
 import type { KubeClient } from '../kube/client.js'
 import type { Prompter } from '../terminal/prompter.js'
@@ -182,43 +183,4 @@ export function isTransient(error: AccessError): boolean {
     error.exitCode === ExitCode.podNotReady ||
     error.exitCode === ExitCode.unreachable
   )
-}
-
-/** `work`'s outcome, or a rejection with the signal's reason as soon as it aborts (the work goes on, unawaited). */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    if (signal.aborted) {
-      work.catch(() => {})
-      return onAbort()
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
-}
-
-/** Resolves after `ms`, or rejects as soon as `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }
