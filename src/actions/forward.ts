@@ -31,6 +31,8 @@ export interface ForwardOptions {
   knownHostsFile: string | undefined
   /** Background re-list interval (default 10 s). */
   resyncMs?: number
+  /** Keepalive interval of each connection's stream (WebSocket pings, TCP keepalive for a container). */
+  keepaliveMs?: number
 }
 
 export interface ForwardReady {
@@ -74,6 +76,7 @@ export async function runForward(
           podTimeoutMs: options.podTimeoutMs,
           signal: AbortSignal.any([signal, stop]),
           onRetry: (podName, error) => log.verbose(`stream to ${podName} refused (${error.message}); retrying`),
+          ...(options.keepaliveMs !== undefined ? { keepaliveMs: options.keepaliveMs } : {}),
         }),
       // Connections still waiting for a pod when we stop are turned away by us: not worth a line each.
       onConnection: (event) => {
@@ -152,11 +155,15 @@ async function forwardToContainer(
       port: options.localPort,
       remotePort: options.remotePort,
       connect: (port, signal) =>
-        target.openStreamWaiting(port, {
-          deadline: Date.now() + options.podTimeoutMs,
-          signal: AbortSignal.any([signal, stop]),
-          onRetry: (error) => log.verbose(`stream to ${target.name} refused (${error.message}); retrying`),
-        }),
+        target.openStreamWaiting(
+          port,
+          {
+            deadline: Date.now() + options.podTimeoutMs,
+            signal: AbortSignal.any([signal, stop]),
+            onRetry: (error) => log.verbose(`stream to ${target.name} refused (${error.message}); retrying`),
+          },
+          options.keepaliveMs ? { keepaliveMs: options.keepaliveMs } : {},
+        ),
       onConnection: (event) => {
         if (!(stop.aborted && event.kind === 'error')) log.connection(event)
       },

@@ -18,6 +18,8 @@ export interface FollowedStreamOptions {
   /** Called before each retry, for --verbose. */
   onRetry?: (podName: string, error: Error) => void
   signal?: AbortSignal
+  /** WebSocket ping interval for the stream (default 20 s). */
+  keepaliveMs?: number
 }
 
 export async function openFollowedStream(
@@ -32,12 +34,10 @@ export async function openFollowedStream(
     const target = await follower.current(deadline, options.signal)
     const podName = target.pod.name
     try {
-      const stream = await openPodStream(
-        client,
-        { namespace: target.namespace, podName },
-        port,
-        options.signal ? { signal: options.signal } : {},
-      )
+      const stream = await openPodStream(client, { namespace: target.namespace, podName }, port, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.keepaliveMs !== undefined ? { pingIntervalMs: options.keepaliveMs } : {}),
+      })
       // A stream that dies with an error (pod deleted, node lost, nothing listening) says the pod may be gone.
       stream.once('close', () => {
         if (stream.errored) follower.invalidate(podName)

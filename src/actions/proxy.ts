@@ -17,6 +17,8 @@ export interface ProxyOptions {
   remotePort: number
   /** How long to wait for a ready pod when none is (e.g. during a rollout). */
   podTimeoutMs: number
+  /** Keepalive interval of the stream (WebSocket pings, TCP keepalive for a container). */
+  keepaliveMs?: number
 }
 
 /** Resolves 0 when either side ends; rejects (exit 255) when the pod stream fails. */
@@ -27,10 +29,14 @@ export async function runProxy(
   const backend = await deps.backend()
   if (backend.kind === 'docker') {
     // The container by name, waited for while it restarts, like a pod during a rollout.
-    const stream = await backend.target.openStreamWaiting(options.remotePort, {
-      deadline: Date.now() + options.podTimeoutMs,
-      onRetry: (error) => deps.logger.debug(`stream to ${backend.target.name} refused (${error.message}); retrying`),
-    })
+    const stream = await backend.target.openStreamWaiting(
+      options.remotePort,
+      {
+        deadline: Date.now() + options.podTimeoutMs,
+        onRetry: (error) => deps.logger.debug(`stream to ${backend.target.name} refused (${error.message}); retrying`),
+      },
+      options.keepaliveMs ? { keepaliveMs: options.keepaliveMs } : {},
+    )
     deps.logger.debug(`proxy: stdin/stdout <-> ${backend.target.name}:${options.remotePort} (${stream.via.kind})`)
     return joinStdio(deps.io, stream)
   }
@@ -42,6 +48,7 @@ export async function runProxy(
     stream = await openFollowedStream(client, follower, options.remotePort, {
       podTimeoutMs: options.podTimeoutMs,
       onRetry: (podName, error) => deps.logger.debug(`stream to ${podName} refused (${error.message}); retrying`),
+      ...(options.keepaliveMs !== undefined ? { keepaliveMs: options.keepaliveMs } : {}),
     })
   } finally {
     follower.stop()

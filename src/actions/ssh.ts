@@ -51,7 +51,7 @@ export async function runSsh(
   let tunnel: LocalForward | undefined
   const sock = await location.openStream(
     options.remotePort,
-    options.keepaliveMs > 0 ? { keepaliveMs: options.keepaliveMs } : {},
+    { keepaliveMs: options.keepaliveMs },
   )
   try {
     if (options.localPort !== undefined) {

@@ -51,9 +51,7 @@ export function kubeTarget(
     },
     openStream(port, streamOptions = {}) {
       return openPodStream(client, stream, port, {
-        ...(streamOptions.keepaliveMs && streamOptions.keepaliveMs > 0
-          ? { pingIntervalMs: streamOptions.keepaliveMs }
-          : {}),
+        ...(streamOptions.keepaliveMs !== undefined ? { pingIntervalMs: streamOptions.keepaliveMs } : {}),
         ...(streamOptions.signal ? { signal: streamOptions.signal } : {}),
       })
     },

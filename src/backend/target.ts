@@ -17,7 +17,7 @@ import type { PodStreamTarget } from '../tunnel/pod-stream.js'
 export type TargetStream = Duplex & { readonly target: PodStreamTarget }
 
 export interface TargetStreamOptions {
-  /** Keepalive interval (WebSocket pings for a pod, TCP keepalive for a container); 0 or undefined: the default. */
+  /** Keepalive interval (WebSocket pings for a pod, TCP keepalive for a container); 0: none; undefined: default. */
   keepaliveMs?: number
   signal?: AbortSignal
 }

@@ -2,7 +2,12 @@ import * as Flags from '@oclif/core/flags'
 
 /** Which pod and container: shared by every command that reaches the management pod. */
 export const targetFlags = {
-  pod: Flags.string({ summary: 'Use this pod instead of finding the management pod.', helpGroup: 'TARGET' }),
+  pod: Flags.string({
+    summary: 'Use this pod instead of finding the management pod.',
+    helpGroup: 'TARGET',
+    // Both would mean two different ways to choose: say so rather than silently ignore one.
+    exclusive: ['selector'],
+  }),
   selector: Flags.string({
     char: 'l',
     summary: 'Label selector that finds the management pod (default: its Akamas labels, name or Deployment).',

@@ -1,7 +1,7 @@
 import * as Flags from '@oclif/core/flags'
 import { AkmCommand } from '../cli/base-command.js'
 import { dockerStreamFlags } from '../cli/docker-flags.js'
-import { targetFlags } from '../cli/flags.js'
+import { keepaliveFlag, targetFlags } from '../cli/flags.js'
 
 export default class Forward extends AkmCommand {
   static override summary = "Forward a local port to the management pod's sshd, following the pod across restarts."
@@ -35,6 +35,7 @@ Ctrl-C (or SIGTERM) closes the listener and every connection and exits 0.`
     }),
     verbose: Flags.boolean({ summary: 'Show each connection, retry and change of pod on stderr.' }),
     'known-hosts': Flags.string({ summary: 'known_hosts file (default: ~/.config/akm-access/known_hosts).' }),
+    keepalive: keepaliveFlag,
     ...dockerStreamFlags,
   }
 
@@ -57,6 +58,7 @@ Ctrl-C (or SIGTERM) closes the listener and every connection and exits 0.`
           remotePort: flags['remote-port'],
           user: flags.user,
           podTimeoutMs: parseRequestTimeout(flags['pod-timeout'], '--pod-timeout'),
+          keepaliveMs: parseRequestTimeout(flags.keepalive, '--keepalive'),
           verbose: flags.verbose,
           knownHostsFile: flags['known-hosts'],
         },

@@ -2,7 +2,7 @@ import * as Args from '@oclif/core/args'
 import * as Flags from '@oclif/core/flags'
 import { AkmCommand } from '../cli/base-command.js'
 import { dockerStreamFlags } from '../cli/docker-flags.js'
-import { targetFlags } from '../cli/flags.js'
+import { keepaliveFlag, targetFlags } from '../cli/flags.js'
 import { renderError } from '../cli/render-error.js'
 
 export default class ProxyCommand extends AkmCommand {
@@ -30,6 +30,7 @@ The HOST and PORT that ssh passes (%h %p) are accepted and ignored: the installa
       summary: 'How long to wait for a ready management pod when there is none (e.g. 30s; 0: fail at once).',
       default: '30s',
     }),
+    keepalive: keepaliveFlag,
     ...dockerStreamFlags,
   }
 
@@ -44,6 +45,7 @@ The HOST and PORT that ssh passes (%h %p) are accepted and ignored: the installa
         target: { pod: flags.pod, selector: flags.selector, container: flags.container },
         remotePort: flags['remote-port'],
         podTimeoutMs: parseRequestTimeout(flags['pod-timeout'], '--pod-timeout'),
+        keepaliveMs: parseRequestTimeout(flags.keepalive, '--keepalive'),
       },
       this.deps(),
     )

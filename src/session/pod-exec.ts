@@ -2,6 +2,7 @@
  * Runs a process in the management pod through the API server's exec subresource (WebSocket, v5 preferred) and
  * hands it back as a RemoteSession.
  */
+import { AccessError, ExitCode } from '../errors.js'
 import type { KubeClient } from '../kube/client.js'
 import { openWebSocket } from '../kube/websocket.js'
 import type { ManagementPod } from '../target/find-target.js'
@@ -58,7 +59,20 @@ export async function capturePodCommand(
   const errors: Buffer[] = []
   session.stdout.on('data', (chunk: Buffer) => chunks.push(chunk))
   session.stderr?.on('data', (chunk: Buffer) => errors.push(chunk))
-  const end = await session.ended
+  // A small read that does not finish (a stuck pod, a command waiting for input) must not hang us: it gets the
+  // same deadline as a request to the API server.
+  const timeoutMs = client.requestTimeoutMs
+  const timer = timeoutMs > 0 ? setTimeout(() => session.abort('timeout'), timeoutMs) : undefined
+  const end = await session.ended.finally(() => clearTimeout(timer))
+  if (end.kind === 'aborted') {
+    throw new AccessError(
+      `\`${argv.join(' ')}\` in pod ${target.pod.name} did not finish within ${timeoutMs / 1000}s`,
+      {
+        exitCode: ExitCode.unreachable,
+        hint: 'the pod may be overloaded; raise --request-timeout',
+      },
+    )
+  }
   return {
     exitCode: end.kind === 'exit' ? end.code : end.kind === 'signal' ? end.code : undefined,
     stdout: Buffer.concat(chunks).toString('utf8'),

@@ -57,7 +57,7 @@ export class PodStream extends Duplex {
   private readonly prefixPending = new Set([dataChannel, errorChannel])
   /** Reused for every frame we send (see send). */
   private frameBuffer: Buffer = Buffer.alloc(0)
-  private readonly pinger: NodeJS.Timeout
+  private readonly pinger: NodeJS.Timeout | undefined
   private lastFrameAt = Date.now()
 
   constructor(
@@ -73,14 +73,18 @@ export class PodStream extends Duplex {
     })
     ws.on('error', (error: Error) => this.destroy(this.failure(error.message)))
     ws.on('close', (code: number) => this.onClose(code))
-    this.pinger = setInterval(() => {
-      if (Date.now() - this.lastFrameAt > 3 * pingIntervalMs) {
-        ws.terminate()
-        return
-      }
-      if (ws.readyState === ws.OPEN) ws.ping()
-    }, pingIntervalMs)
-    this.pinger.unref()
+    // 0 turns pings off (and with them the detection of a silently dead connection).
+    this.pinger =
+      pingIntervalMs > 0
+        ? setInterval(() => {
+            if (Date.now() - this.lastFrameAt > 3 * pingIntervalMs) {
+              ws.terminate()
+              return
+            }
+            if (ws.readyState === ws.OPEN) ws.ping()
+          }, pingIntervalMs)
+        : undefined
+    this.pinger?.unref()
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {

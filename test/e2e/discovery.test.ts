@@ -102,6 +102,15 @@ describe('which pod is the management pod', () => {
     })
   })
 
+  it('--pod and --selector together are two ways to choose: a usage error, not one silently ignored', async () => {
+    const result = await password(['--pod', 'x', '--selector', 'app=management-pod'])
+    expect(result.code).toBe(ExitCode.usage)
+    expect(result.stderr).toMatch(
+      /--selector=app=management-pod cannot also be provided when using --pod|cannot also be provided/,
+    )
+    expect(result.stdout).toBe('')
+  })
+
   it('--container picks a container; an unknown one lists them (exit 2)', async () => {
     const [pod] = await onlyPods({ containers: ['management-pod', 'log-shipper'] })
     expect(await podPicked(['--container', 'log-shipper'])).toBe(pod)
