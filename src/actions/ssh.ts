@@ -49,10 +49,7 @@ export async function runSsh(
   const podName = location.name
 
   let tunnel: LocalForward | undefined
-  const sock = await location.openStream(
-    options.remotePort,
-    { keepaliveMs: options.keepaliveMs },
-  )
+  const sock = await location.openStream(options.remotePort, { keepaliveMs: options.keepaliveMs })
   try {
     if (options.localPort !== undefined) {
       tunnel = await startLocalForward({
