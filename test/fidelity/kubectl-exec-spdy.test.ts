@@ -104,10 +104,12 @@ describe('kubectl exec over SPDY (KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false)', () 
   })
 
   it('ends the SPDY connection once kubectl is done: no stream is left open on the server', async () => {
-    const before = sandbox.streamCount(sandbox.currentPodName)
-    const result = await kubectl(['exec', 'deploy/management-pod', '--', 'true'])
-    expect(result.code).toBe(0)
-    await vi.waitFor(() => expect(sandbox.streamCount(sandbox.currentPodName)).toBe(before), { timeout: 5000 })
+    // The previous test's session ends asynchronously on the server side: start from a quiet pod.
+    await vi.waitFor(() => expect(sandbox.streamCount(sandbox.currentPodName)).toBe(0), { timeout: 5000 })
+    const running = kubectl(['exec', 'deploy/management-pod', '--', 'sleep', '1'])
+    await vi.waitFor(() => expect(sandbox.streamCount(sandbox.currentPodName)).toBe(1), { timeout: 5000, interval: 10 })
+    expect((await running).code).toBe(0)
+    await vi.waitFor(() => expect(sandbox.streamCount(sandbox.currentPodName)).toBe(0), { timeout: 5000 })
   })
 
   it('a bad container is refused before the upgrade with the same Status as over WebSocket', async () => {
