@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Node >= 22.1 keeps compiled code between runs (a no-op on Node 20); then oclif finds the command in
-// oclif.manifest.json and imports only that file.
+// oclif.manifest.json and imports only that file (dist/ is a bundle: see scripts/build.mjs).
 import module from 'node:module'
 
 // A bug that escapes every catch (an 'error' event nobody listens to, a throw in a callback) still ends as one line
@@ -21,5 +21,7 @@ process.on('uncaughtException', crash)
 process.on('unhandledRejection', crash)
 
 module.enableCompileCache?.()
-const { execute } = await import('@oclif/core/execute')
+// Stack traces (shown only with --debug) name the TypeScript sources, not the bundle.
+if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true)
+const { execute } = await import('../dist/cli/oclif.js')
 await execute({ dir: import.meta.url })
