@@ -290,7 +290,7 @@ function writeReport(): void {
       verdicts.push({ label: target.label, ratio, max: target.max })
       lines.push(
         '',
-        `Ratio ${target.ours} / ${target.peer}: **${ratio.toFixed(2)}×** (target ≤ ${target.max}×: ${ratio <= target.max ? 'met' : 'missed'})`,
+        `Ratio ${target.ours} / ${target.peer}: **${ratio.toFixed(2)}×** (target ≤ ${+target.max.toFixed(2)}×: ${ratio <= target.max ? 'met' : 'missed'})`,
       )
     }
     lines.push('')
@@ -299,7 +299,9 @@ function writeReport(): void {
   verdicts.push(...extraVerdicts)
   lines.push('## Targets', '', '| figure | ratio | target | |', '|---|---|---|---|')
   for (const v of verdicts)
-    lines.push(`| ${v.label} | ${v.ratio.toFixed(2)}× | ≤ ${v.max}× | ${v.ratio <= v.max ? 'met' : 'missed'} |`)
+    lines.push(
+      `| ${v.label} | ${v.ratio.toFixed(2)}× | ≤ ${+v.max.toFixed(2)}× | ${v.ratio <= v.max ? 'met' : 'missed'} |`,
+    )
   lines.push('', '![ratios](results.svg)', '')
   const out = resolve(import.meta.dirname)
   writeFileSync(join(out, 'results.md'), lines.join('\n'))

@@ -20,6 +20,9 @@ const crash = (error) => {
 process.on('uncaughtException', crash)
 process.on('unhandledRejection', crash)
 
+// A command that talks to the API server gets its connections opened now, while oclif loads (best effort, silent).
+import('../dist/cli/warm-up.js').then(({ warmUp }) => warmUp(process.argv.slice(2))).catch(() => {})
+
 module.enableCompileCache?.()
 // Stack traces (shown only with --debug) name the TypeScript sources, not the bundle.
 if (process.argv.includes('--debug')) process.setSourceMapsEnabled(true)

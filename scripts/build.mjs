@@ -20,6 +20,7 @@ await build({
     ...commands.map((name) => `src/commands/${name}`),
     'src/cli/oclif.ts', // what bin/run.js imports: oclif's execute(), from the same copy of oclif the commands use
     'src/cli/render-error.ts', // bin/run.js's last-resort error handler
+    'src/cli/warm-up.ts', // bin/run.js: the API server connections opened while oclif loads
   ],
   outbase: 'src',
   outdir: 'dist',

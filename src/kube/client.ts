@@ -8,7 +8,7 @@
  */
 import http from 'node:http'
 import https from 'node:https'
-import type net from 'node:net'
+import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import tls from 'node:tls'
 import { AccessError, ExitCode } from '../errors.js'
@@ -24,6 +24,7 @@ import {
 import type { ExecPluginIo } from './exec-credential.js'
 import { connectThroughProxy, type ProxySetting, selectProxy } from './proxy.js'
 import { authKind, type Env, type KubeConnection, type QueryParams } from './types.js'
+import { parkConnection, takeConnection } from './warm-connections.js'
 
 export interface KubeClientOptions {
   /** --request-timeout in milliseconds, covering connect, TLS and the whole answer; 0 = none. Default 30 s. */
@@ -188,6 +189,21 @@ export class KubeClient {
     }
   }
 
+  /**
+   * Opens `count` connections now and parks them for the client that will need them (see warm-connections.ts), so
+   * that their handshakes overlap start-up. Only direct HTTPS connections are opened ahead: a proxy tunnel is set up
+   * by the client that uses it. The certificate is the kubeconfig's own; one an exec plugin returns makes different
+   * connections, and the parked ones go unused.
+   */
+  preconnect(count: number): void {
+    if (this.serverUrl.protocol !== 'https:' || this.proxy) return
+    const { user } = this.connection
+    const agent = this.#agentFor(user.clientCertificateData, user.clientKeyData)
+    if (!(agent instanceof ApiServerHttpsAgent)) return
+    for (let i = 0; i < count; i++)
+      agent.preconnect(unbracket(this.serverUrl.hostname), Number(this.serverUrl.port || 443))
+  }
+
   /** Closes the kept-alive connections. */
   close(): void {
     this.#agent?.agent.destroy()
@@ -287,6 +303,15 @@ export class KubeClient {
         },
         this.proxy,
         connectTimeoutMs,
+        // Everything that makes one connection interchangeable with another (warm-connections.ts).
+        JSON.stringify([
+          this.serverUrl.host,
+          cluster.certificateAuthorityData ?? null,
+          cluster.insecureSkipTlsVerify ?? null,
+          cluster.tlsServerName ?? null,
+          cert ?? null,
+          key ?? null,
+        ]),
       )
     } else {
       agent = new ApiServerHttpAgent({ keepAlive: true }, this.proxy, connectTimeoutMs)
@@ -399,17 +424,20 @@ class ApiServerHttpsAgent extends https.Agent {
     options: https.AgentOptions,
     private readonly proxy: ProxySetting | undefined,
     private readonly connectTimeoutMs: number,
+    private readonly connectionKey: string,
   ) {
     super(options)
   }
 
+  /** Connects now and parks the connection (see KubeClient.preconnect); a direct agent only. */
+  preconnect(host: string, port: number): void {
+    // The options Agent.createSocket would pass for a request to host:port (no SNI for an IP address).
+    const options = { host, port, servername: net.isIP(host) ? '' : host, ...this.options }
+    parkConnection(this.connectionKey, this.#connectDirect(options as http.ClientRequestArgs))
+  }
+
   override createConnection(options: http.ClientRequestArgs, callback?: CreateConnectionCallback): Duplex | undefined {
-    if (!this.proxy)
-      return withConnectTimeout(
-        super.createConnection(options) as tls.TLSSocket,
-        this.connectTimeoutMs,
-        'secureConnect',
-      )
+    if (!this.proxy) return takeConnection(this.connectionKey) ?? this.#connectDirect(options)
     const host = String(options.host ?? options.hostname)
     connectThroughProxy(this.proxy, host, Number(options.port), {
       timeoutMs: this.connectTimeoutMs,
@@ -429,6 +457,10 @@ class ApiServerHttpsAgent extends https.Agent {
       (error: Error) => callback?.(error, undefined as unknown as Duplex),
     )
     return undefined
+  }
+
+  #connectDirect(options: http.ClientRequestArgs): tls.TLSSocket {
+    return withConnectTimeout(super.createConnection(options) as tls.TLSSocket, this.connectTimeoutMs, 'secureConnect')
   }
 }
 

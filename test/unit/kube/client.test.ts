@@ -8,6 +8,7 @@ import { isNotFound, KubeApiError, type KubeNotFoundError } from '../../../src/k
 import { KubeClient, type KubeClientOptions } from '../../../src/kube/client.js'
 import { clearExecCredentialCache } from '../../../src/kube/exec-credential.js'
 import type { KubeConnection } from '../../../src/kube/types.js'
+import { closeParkedConnections } from '../../../src/kube/warm-connections.js'
 import { forgetSecrets, redact } from '../../../src/redact.js'
 import {
   connectionFor,
@@ -118,6 +119,7 @@ beforeEach(() => {
 
 afterEach(() => {
   for (const created of clients.splice(0)) created.close()
+  closeParkedConnections()
 })
 
 async function failure(promise: Promise<unknown>): Promise<AccessError> {
@@ -519,6 +521,57 @@ describe('connection reuse', () => {
     ])
     expect(api.handshakes).toBe(3)
     expect(api.resumed).toBe(2)
+  })
+})
+
+describe('connections opened ahead (preconnect, for bin/run.js)', () => {
+  const handshakesReach = async (count: number) => {
+    for (let i = 0; i < 200 && api.handshakes < count; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(api.handshakes).toBe(count)
+  }
+
+  it('a later client with the same parameters takes the parked connections: no handshake of its own', async () => {
+    client(connectionFor(trusted(), { token: TOKEN })).preconnect(2)
+    await handshakesReach(2)
+    expect(api.requests).toHaveLength(0)
+    const kube = client(connectionFor(trusted(), { token: TOKEN }))
+    await Promise.all([kube.request('GET', '/version'), kube.request('GET', '/version')])
+    expect(api.requests).toHaveLength(2)
+    expect(api.handshakes).toBe(2)
+  })
+
+  it('a connection made with one client certificate never serves another identity', async () => {
+    const certificate = { clientCertificateData: pki.clientCert, clientKeyData: pki.clientKey }
+    client(connectionFor(trusted(), certificate)).preconnect(1)
+    await handshakesReach(1)
+    // A token user: its own connection, presenting no certificate.
+    const withToken = await client(connectionFor(trusted(), { token: TOKEN })).request<{ cn: string | null }>(
+      'GET',
+      '/whoami',
+    )
+    expect(withToken.cn).toBeNull()
+    expect(api.handshakes).toBe(2)
+    // The certificate user: the parked connection, authenticated as the certificate's subject.
+    const withCertificate = await client(connectionFor(trusted(), certificate)).request<{ cn: string | null }>(
+      'GET',
+      '/whoami',
+    )
+    expect(withCertificate.cn).toBe('alice')
+    expect(api.handshakes).toBe(2)
+  })
+
+  it('a parked connection that failed (an untrusted server) is dropped: the request reports its own TLS error', async () => {
+    client(connectionFor({ server: api.url })).preconnect(1)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const error = await failure(client(connectionFor({ server: api.url }, { token: TOKEN })).request('GET', '/version'))
+    expect(error.exitCode).toBe(ExitCode.tls)
+  })
+
+  it('opens nothing ahead through a proxy or over plain HTTP', async () => {
+    client(connectionFor({ ...trusted(), proxyUrl: 'http://127.0.0.1:9' })).preconnect(2)
+    client(connectionFor({ server: 'http://127.0.0.1:9' })).preconnect(2)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(api.handshakes).toBe(0)
   })
 })
 
