@@ -6,6 +6,7 @@
 import type { Duplex } from 'node:stream'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
+import { preloadWebSocket } from '../kube/websocket.js'
 import type { TargetOptions } from '../target/find-target.js'
 import { PodFollower } from '../target/pod-follower.js'
 import type { Io } from '../terminal/io.js'
@@ -45,11 +46,13 @@ export async function runProxy(
   const follower = new PodFollower(client, { target: { ...options.target, namespace }, resyncMs: 0 })
   let stream: PodStream
   try {
-    stream = await openFollowedStream(client, follower, options.remotePort, {
+    const opening = openFollowedStream(client, follower, options.remotePort, {
       podTimeoutMs: options.podTimeoutMs,
       onRetry: (podName, error) => deps.logger.debug(`stream to ${podName} refused (${error.message}); retrying`),
       ...(options.keepaliveMs !== undefined ? { keepaliveMs: options.keepaliveMs } : {}),
     })
+    preloadWebSocket() // while the pod list is on the network
+    stream = await opening
   } finally {
     follower.stop()
   }

@@ -6,6 +6,7 @@ import { kubeTarget } from '../backend/kube-target.js'
 import type { ManagementTarget } from '../backend/target.js'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
+import { preloadWebSocket } from '../kube/websocket.js'
 import type { SessionEnd } from '../session/remote-session.js'
 import { bridgeSession } from '../session/terminal-bridge.js'
 import { findManagementPod, type TargetOptions } from '../target/find-target.js'
@@ -82,7 +83,9 @@ async function shellTarget(
   const backend = await deps.backend()
   if (backend.kind === 'docker') return backend.target
   const client = await deps.kube()
-  const pod = await findManagementPod(client, options.target, deps.prompter)
+  const finding = findManagementPod(client, options.target, deps.prompter)
+  preloadWebSocket() // for the exec, while the pod list is on the network
+  const pod = await finding
   // Known-hosts data is never used by an exec.
   return kubeTarget(client, pod, { knownHostsFile: '', hostKeyAlias: '' })
 }

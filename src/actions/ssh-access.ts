@@ -11,10 +11,17 @@ import { type KubeTarget, kubeTarget } from '../backend/kube-target.js'
 import type { ManagementTarget, SshTarget } from '../backend/target.js'
 import type { Deps } from '../deps.js'
 import { AccessError, ExitCode } from '../errors.js'
+import { preloadWebSocket } from '../kube/websocket.js'
 import { registerSecret } from '../redact.js'
 import { hostKeyVerifier } from '../ssh/host-key-policy.js'
 import { defaultKnownHostsPath, fileProblem, hostKeyAlias } from '../ssh/known-hosts.js'
-import { connectSsh, preparePrivateKey, type SshConnection, type SshCredentials } from '../ssh/ssh-client.js'
+import {
+  connectSsh,
+  preloadSsh2,
+  preparePrivateKey,
+  type SshConnection,
+  type SshCredentials,
+} from '../ssh/ssh-client.js'
 import {
   type CredentialOptions,
   type Credentials,
@@ -72,6 +79,9 @@ export async function locateTarget(
   options: Pick<SshAccessOptions, 'target' | 'credentials' | 'knownHostsFile' | 'identityFile'>,
   deps: TargetDeps,
 ): Promise<{ location: ManagementTarget; credentials: () => Promise<Credentials> }> {
+  // An SSH connection follows on either backend, over a pod stream on Kubernetes: their libraries load while the
+  // target is being found (the API requests are on the network), not after.
+  preloadSsh2()
   const backend = await deps.backend()
   let located: { location: ManagementTarget; credentials: () => Promise<Credentials> }
   if (backend.kind === 'docker') {
@@ -79,7 +89,9 @@ export async function locateTarget(
     if (options.knownHostsFile) target.knownHostsFile = options.knownHostsFile
     located = { location: target, credentials: () => target.credentials() }
   } else {
-    located = await locateManagementPod(options, deps)
+    const locating = locateManagementPod(options, deps)
+    preloadWebSocket()
+    located = await locating
   }
   const { identityFile } = options
   if (!identityFile) return located

@@ -3,8 +3,9 @@
  * proxy of the REST client, over the same keep-alive agent, so a WebSocket after a REST call usually rides the
  * connection that is already open. Unlike @kubernetes/client-node, which rejects with a bare "Unexpected server
  * response: 403", a refused upgrade is read as a Kubernetes Status and mapped like any REST error ("you may not
- * create pods/exec in namespace akamas", "container nope is not valid for pod x"). `ws` (about 40 ms to load) is
- * imported only here, when a stream is opened.
+ * create pods/exec in namespace akamas", "container nope is not valid for pod x"). `ws` (about 20 ms to load) is
+ * imported only here: when a stream is opened, or just before (preloadWebSocket), while the requests that find the
+ * pod are on the network.
  */
 import type { ClientRequest, IncomingMessage } from 'node:http'
 import type { WebSocket } from 'ws'
@@ -12,6 +13,18 @@ import { AccessError, ExitCode } from '../errors.js'
 import { errorFromResponse, errorFromTransport, KubeApiError, RequestTimeoutError } from './api-errors.js'
 import type { KubeClient, KubeTransport } from './client.js'
 import type { QueryParams } from './types.js'
+
+let wsLibrary: Promise<typeof import('ws')> | undefined
+/** ws, imported once (~20 ms of CPU): preloadWebSocket starts it while the API requests are on the network. */
+function loadWs(): Promise<typeof import('ws')> {
+  wsLibrary ??= import('ws')
+  return wsLibrary
+}
+
+/** Starts importing the WebSocket library now (failures surface where it is used). */
+export function preloadWebSocket(): void {
+  loadWs().catch(() => {})
+}
 
 export interface OpenedWebSocket {
   /** Open; the caller owns it from now on (listen to `error` and `close`). */
@@ -42,7 +55,7 @@ export async function openWebSocket(
   protocols: readonly string[],
   options: OpenWebSocketOptions = {},
 ): Promise<OpenedWebSocket> {
-  const { WebSocket: WebSocketClass } = await import('ws')
+  const { WebSocket: WebSocketClass } = await loadWs()
   let refreshed = false
   for (;;) {
     const transport = await client.transport()
