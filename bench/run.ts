@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: akm-access side by side with what users type today (kubectl, OpenSSH), on the sandbox of this
  * machine, at loopback and behind a 50 ms round-trip proxy in front of the API server. Writes bench/results.md and
- * bench/results.svg. Not part of `npm test`: absolute times on a shared machine are noise, ratios are the result.
+ * bench/results.svg (BENCH_RESULTS names others). Every Node process, ours and `node -e 0`, runs on the Node that
+ * runs this script: `npm run bench:node24` measures the same on Node 24. Not part of `npm test`: absolute times on
+ * a shared machine are noise, ratios are the result.
  */
 import { execFile, execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -17,6 +19,8 @@ import { alternate, type Case, echoRoundTrip, type Stats, timeProcess, timeToPro
 const execFileAsync = promisify(execFile)
 const runs = Number(process.env.BENCH_RUNS ?? 12)
 const warmup = Number(process.env.BENCH_WARMUP ?? 2)
+/** bench/<name>.md and .svg: `npm run bench:node24` keeps its own. */
+const resultsName = process.env.BENCH_RESULTS ?? 'results'
 const prompt = /\$ $/m
 const node = process.execPath
 const akm = [node, cliPath]
@@ -302,9 +306,9 @@ function writeReport(): void {
     lines.push(
       `| ${v.label} | ${v.ratio.toFixed(2)}× | ≤ ${+v.max.toFixed(2)}× | ${v.ratio <= v.max ? 'met' : 'missed'} |`,
     )
-  lines.push('', '![ratios](results.svg)', '')
+  lines.push('', `![ratios](${resultsName}.svg)`, '')
   const out = resolve(import.meta.dirname)
-  writeFileSync(join(out, 'results.md'), lines.join('\n'))
-  writeFileSync(join(out, 'results.svg'), renderChart(verdicts))
+  writeFileSync(join(out, `${resultsName}.md`), lines.join('\n'))
+  writeFileSync(join(out, `${resultsName}.svg`), renderChart(verdicts))
   process.stdout.write(`${lines.join('\n')}\n`)
 }
