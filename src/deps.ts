@@ -77,11 +77,15 @@ export function createDeps(io: Io, flags: GlobalFlags): Deps {
 }
 
 async function createKubeClient(io: Io, flags: GlobalFlags, logger: Logger): Promise<KubeClient> {
-  const [{ resolveConnection, defaultKubeEnvironment }, { KubeClient }, { parseRequestTimeout }] = await Promise.all([
-    import('./kube/kubeconfig.js'),
-    import('./kube/client.js'),
-    import('./kube/duration.js'),
-  ])
+  const [{ resolveConnection, defaultKubeEnvironment }, { KubeClient }, { parseRequestTimeout }, { warmUpSettled }] =
+    await Promise.all([
+      import('./kube/kubeconfig.js'),
+      import('./kube/client.js'),
+      import('./kube/duration.js'),
+      import('./kube/warm-connections.js'),
+    ])
+  // The connections bin/run.js started opening are parked before the first request looks for one.
+  await warmUpSettled()
   const requestTimeoutMs = parseRequestTimeout(flags['request-timeout'] ?? '30s')
   const environment = defaultKubeEnvironment(io.env)
   const connection: KubeConnection = await resolveConnection(

@@ -7,6 +7,8 @@
  * command's to find and report.
  */
 
+import { startWarmUp } from '../kube/warm-connections.js'
+
 /** The commands whose first step is a request to the API server. */
 const API_COMMANDS = new Set([
   'password',
@@ -25,15 +27,19 @@ const NO_API_FLAGS = new Set(['--help', '-h', '--version', '-v', '--docker', '--
 /** Requests the commands send in parallel before anything else (the Secret and the pods). */
 const PARALLEL_REQUESTS = 2
 
-export async function warmUp(argv: readonly string[]): Promise<void> {
+export function warmUp(argv: readonly string[]): Promise<void> {
   const flags = connectionFlags(argv)
-  if (!flags) return
-  const [{ resolveConnection, defaultKubeEnvironment }, { KubeClient }] = await Promise.all([
-    import('../kube/kubeconfig.js'),
-    import('../kube/client.js'),
-  ])
-  const connection = await resolveConnection({ ...flags, namespace: undefined }, defaultKubeEnvironment())
-  new KubeClient(connection).preconnect(PARALLEL_REQUESTS)
+  if (!flags) return Promise.resolve()
+  return startWarmUp(
+    (async () => {
+      const [{ resolveConnection, defaultKubeEnvironment }, { KubeClient }] = await Promise.all([
+        import('../kube/kubeconfig.js'),
+        import('../kube/client.js'),
+      ])
+      const connection = await resolveConnection({ ...flags, namespace: undefined }, defaultKubeEnvironment())
+      new KubeClient(connection).preconnect(PARALLEL_REQUESTS)
+    })(),
+  )
 }
 
 /** --kubeconfig and --context as oclif will read them, or undefined when this run needs no warm-up. */

@@ -24,7 +24,7 @@ import {
 import type { ExecPluginIo } from './exec-credential.js'
 import { connectThroughProxy, type ProxySetting, selectProxy } from './proxy.js'
 import { authKind, type Env, type KubeConnection, type QueryParams } from './types.js'
-import { parkConnection, takeConnection } from './warm-connections.js'
+import { parkConnection, takeConnection, wasOpenedAhead } from './warm-connections.js'
 
 export interface KubeClientOptions {
   /** --request-timeout in milliseconds, covering connect, TLS and the whole answer; 0 = none. Default 30 s. */
@@ -374,7 +374,8 @@ export class KubeClient {
           const status = res.statusCode ?? 0
           this.logger.debug(
             `${method} ${url.pathname}${url.search} → ${status} in ${(performance.now() - started).toFixed(0)} ms` +
-              `${req.reusedSocket ? ' (reused connection)' : ''}${this.proxy ? ` via ${this.proxy.display}` : ''}`,
+              `${req.reusedSocket ? ' (reused connection)' : wasOpenedAhead(req.socket) ? ' (connection opened at start-up)' : ''}` +
+              `${this.proxy ? ` via ${this.proxy.display}` : ''}`,
           )
           finish(undefined, {
             status,

@@ -17,6 +17,21 @@ interface Parked {
 }
 
 const parked: Parked[] = []
+/** The warm-up under way, if one was started: the command's client waits for it rather than racing it. */
+let warmingUp: Promise<void> | undefined
+
+/** Records the warm-up (cli/warm-up.ts) so that `warmUpSettled` can wait for its connections to be parked. */
+export function startWarmUp(work: Promise<void>): Promise<void> {
+  warmingUp = work.catch(() => {})
+  return warmingUp
+}
+
+/** Resolves once the warm-up, if any, has parked its connections (or given up); never rejects. */
+export function warmUpSettled(): Promise<void> {
+  return warmingUp ?? Promise.resolve()
+}
+/** Handed out by takeConnection, for --debug. */
+const handedOut = new WeakSet<object>()
 
 export function parkConnection(key: string, socket: tls.TLSSocket): void {
   socket.unref()
@@ -39,6 +54,7 @@ export function takeConnection(key: string): tls.TLSSocket | undefined {
     release(entry)
     if (entry.socket.destroyed) continue
     entry.socket.ref()
+    handedOut.add(entry.socket)
     return entry.socket
   }
 }
@@ -49,6 +65,11 @@ function release(entry: Parked): void {
   clearTimeout(entry.timer)
   entry.socket.off('error', entry.drop)
   entry.socket.off('close', entry.drop)
+}
+
+/** Whether this socket is one that was opened ahead and parked. */
+export function wasOpenedAhead(socket: object | null | undefined): boolean {
+  return socket != null && handedOut.has(socket)
 }
 
 /** Closes every parked connection (a client that is done, or a test that starts afresh). */

@@ -144,6 +144,20 @@ describe('what it prints', () => {
   })
 })
 
+describe('connections opened at start-up', () => {
+  it('its first requests ride the TLS connections opened while oclif loaded', async () => {
+    const result = await password(['--debug'])
+    expect(result.code, result.stderr).toBe(0)
+    const requests = result.stderr.split('\n').filter((line) => /^debug +\d+ms (GET|POST) /.test(line))
+    expect(requests.length).toBeGreaterThanOrEqual(2)
+    // The Secret and the pod list leave together, each on one of the two connections opened ahead.
+    expect(
+      requests.slice(0, 2).every((line) => line.endsWith('(connection opened at start-up)')),
+      requests.join('\n'),
+    ).toBe(true)
+  })
+})
+
 describe('which Secret, which keys', () => {
   it('the Secret and key the pod reads into a password variable (env secretKeyRef)', async () => {
     sandbox.setSecret('akamas-ssh', { pw: 'Pw-from-secretKeyRef-1' })
