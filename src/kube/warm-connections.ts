@@ -17,6 +17,8 @@ interface Parked {
 }
 
 const parked: Parked[] = []
+/** Handed out by takeConnection, for --debug. */
+const handedOut = new WeakSet<object>()
 /** The warm-up under way, if one was started: the command's client waits for it rather than racing it. */
 let warmingUp: Promise<void> | undefined
 
@@ -30,8 +32,6 @@ export function startWarmUp(work: Promise<void>): Promise<void> {
 export function warmUpSettled(): Promise<void> {
   return warmingUp ?? Promise.resolve()
 }
-/** Handed out by takeConnection, for --debug. */
-const handedOut = new WeakSet<object>()
 
 export function parkConnection(key: string, socket: tls.TLSSocket): void {
   socket.unref()
