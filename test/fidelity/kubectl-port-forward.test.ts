@@ -45,21 +45,12 @@ describe.each(modes)('kubectl port-forward over $name, then OpenSSH', ({ env, up
   it('logs in with the user key (BatchMode, strict host key checking) and runs a command in /work', async () => {
     const from = sandbox.requests.length
     const forward = await scratch.portForward(sandbox.kubeconfigPath, `pod/${sandbox.currentPodName}`, 22, { env })
-    const knownHosts = scratch.knownHosts(forward.localPort, sandbox.hostKey.publicKey)
-    const result = await scratch.run(
-      'ssh',
-      [
-        ...sshOptions(forward.localPort, knownHosts),
-        '-i',
-        sandbox.userKey.path,
-        '-o',
-        'IdentitiesOnly=yes',
-        '-o',
-        'BatchMode=yes',
-        'akamas@127.0.0.1',
-        REMOTE_COMMAND,
-      ],
-      { env: scratch.env(sandbox.kubeconfigPath) },
+    const result = await scratch.sshWithKey(
+      sandbox.kubeconfigPath,
+      forward.localPort,
+      { keyFile: sandbox.userKey.path, hostPublicKey: sandbox.hostKey.publicKey },
+      REMOTE_COMMAND,
+      ['-o', 'IdentitiesOnly=yes'],
     )
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
@@ -130,19 +121,11 @@ describe.each(modes)('kubectl port-forward over $name, then OpenSSH', ({ env, up
   it('refuses a host key other than the sandbox’s (the known_hosts check is real)', async () => {
     const forward = await scratch.portForward(sandbox.kubeconfigPath, `pod/${sandbox.currentPodName}`, 22, { env })
     const stranger = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA stranger'
-    const knownHosts = scratch.knownHosts(forward.localPort, stranger)
-    const result = await scratch.run(
-      'ssh',
-      [
-        ...sshOptions(forward.localPort, knownHosts),
-        '-i',
-        sandbox.userKey.path,
-        '-o',
-        'BatchMode=yes',
-        'akamas@127.0.0.1',
-        'true',
-      ],
-      { env: scratch.env(sandbox.kubeconfigPath) },
+    const result = await scratch.sshWithKey(
+      sandbox.kubeconfigPath,
+      forward.localPort,
+      { keyFile: sandbox.userKey.path, hostPublicKey: stranger },
+      'true',
     )
     expect(result.code).toBe(255)
     expect(result.stderr).toContain('REMOTE HOST IDENTIFICATION HAS CHANGED')
@@ -153,19 +136,11 @@ describe('kubectl port-forward, other targets and errors', () => {
   it('resolves svc/management-pod and deploy/management-pod to the pod', async () => {
     for (const resource of ['svc/management-pod', 'deploy/management-pod']) {
       const forward = await scratch.portForward(sandbox.kubeconfigPath, resource, 22)
-      const knownHosts = scratch.knownHosts(forward.localPort, sandbox.hostKey.publicKey)
-      const result = await scratch.run(
-        'ssh',
-        [
-          ...sshOptions(forward.localPort, knownHosts),
-          '-i',
-          sandbox.userKey.path,
-          '-o',
-          'BatchMode=yes',
-          'akamas@127.0.0.1',
-          'hostname',
-        ],
-        { env: scratch.env(sandbox.kubeconfigPath) },
+      const result = await scratch.sshWithKey(
+        sandbox.kubeconfigPath,
+        forward.localPort,
+        { keyFile: sandbox.userKey.path, hostPublicKey: sandbox.hostKey.publicKey },
+        'hostname',
       )
       expect(result.stdout, resource).toBe(`${sandbox.currentPodName}\n`)
       forward.child.kill('SIGTERM')
@@ -206,19 +181,11 @@ describe('kubectl port-forward, other targets and errors', () => {
   it('leaves no stream open on the server once kubectl port-forward is gone', async () => {
     const pod = sandbox.currentPodName
     const forward = await scratch.portForward(sandbox.kubeconfigPath, `pod/${pod}`, 22)
-    const knownHosts = scratch.knownHosts(forward.localPort, sandbox.hostKey.publicKey)
-    await scratch.run(
-      'ssh',
-      [
-        ...sshOptions(forward.localPort, knownHosts),
-        '-i',
-        sandbox.userKey.path,
-        '-o',
-        'BatchMode=yes',
-        'akamas@127.0.0.1',
-        'true',
-      ],
-      { env: scratch.env(sandbox.kubeconfigPath) },
+    await scratch.sshWithKey(
+      sandbox.kubeconfigPath,
+      forward.localPort,
+      { keyFile: sandbox.userKey.path, hostPublicKey: sandbox.hostKey.publicKey },
+      'true',
     )
     expect(sandbox.streamCount(pod)).toBeGreaterThan(0)
     forward.child.kill('SIGTERM')
@@ -234,19 +201,11 @@ describe('kubectl port-forward and RBAC', () => {
     sandbox.deny({ verb: 'get', resource: 'pods/portforward' })
     const from = sandbox.requests.length
     const forward = await scratch.portForward(sandbox.kubeconfigPath, `pod/${sandbox.currentPodName}`, 22)
-    const knownHosts = scratch.knownHosts(forward.localPort, sandbox.hostKey.publicKey)
-    const result = await scratch.run(
-      'ssh',
-      [
-        ...sshOptions(forward.localPort, knownHosts),
-        '-i',
-        sandbox.userKey.path,
-        '-o',
-        'BatchMode=yes',
-        'akamas@127.0.0.1',
-        'hostname',
-      ],
-      { env: scratch.env(sandbox.kubeconfigPath) },
+    const result = await scratch.sshWithKey(
+      sandbox.kubeconfigPath,
+      forward.localPort,
+      { keyFile: sandbox.userKey.path, hostPublicKey: sandbox.hostKey.publicKey },
+      'hostname',
     )
     expect(result.stdout).toBe(`${sandbox.currentPodName}\n`)
     expect(portForwardUpgrades(from)).toEqual(['GET websocket', 'POST SPDY/3.1'])

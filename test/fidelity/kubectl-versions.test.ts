@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { Sandbox } from '../sandbox/index.js'
-import { Scratch, sshOptions, tableRows, versionedKubectl } from './kubectl.js'
+import { Scratch, tableRows, versionedKubectl } from './kubectl.js'
 
 let sandbox: Sandbox
 let scratch: Scratch
@@ -74,19 +74,11 @@ describe.each([
         binary,
         env,
       })
-      const knownHosts = scratch.knownHosts(forward.localPort, sandbox.hostKey.publicKey)
-      const result = await scratch.run(
-        'ssh',
-        [
-          ...sshOptions(forward.localPort, knownHosts),
-          '-i',
-          sandbox.userKey.path,
-          '-o',
-          'BatchMode=yes',
-          'akamas@127.0.0.1',
-          'pwd; hostname; id -un',
-        ],
-        { env: scratch.env(sandbox.kubeconfigPath) },
+      const result = await scratch.sshWithKey(
+        sandbox.kubeconfigPath,
+        forward.localPort,
+        { keyFile: sandbox.userKey.path, hostPublicKey: sandbox.hostKey.publicKey },
+        'pwd; hostname; id -un',
       )
       expect(result.stdout, JSON.stringify(env)).toBe(`/work\n${sandbox.currentPodName}\nakamas\n`)
       forward.child.kill('SIGTERM')

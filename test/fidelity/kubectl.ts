@@ -178,6 +178,34 @@ export class Scratch {
     return file
   }
 
+  /**
+   * OpenSSH logging in as akamas@127.0.0.1:port with a key, in batch mode, trusting only `hostPublicKey` there (so a
+   * login proves the pod's sshd presented that key), and running `command`.
+   */
+  sshWithKey(
+    kubeconfig: string,
+    port: number,
+    login: { keyFile: string; hostPublicKey: string },
+    command: string,
+    options: string[] = [],
+  ): Promise<RunResult> {
+    const knownHosts = this.knownHosts(port, login.hostPublicKey)
+    return this.run(
+      'ssh',
+      [
+        ...sshOptions(port, knownHosts),
+        '-i',
+        login.keyFile,
+        ...options,
+        '-o',
+        'BatchMode=yes',
+        'akamas@127.0.0.1',
+        command,
+      ],
+      { env: this.env(kubeconfig) },
+    )
+  }
+
   /** An SSH_ASKPASS program printing a password kept in a 0600 file beside it. */
   askpass(password: string): string {
     const dir = mkdtempSync(join(this.dir, 'askpass-'))
