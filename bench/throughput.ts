@@ -26,7 +26,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cliEnv, cliPath, runCli } from '../test/helpers/cli.js'
-import { type Running, startCli, startProgram } from '../test/helpers/openssh.js'
+import { type Running, startCli, startProgram, strictHostKeyOptions } from '../test/helpers/openssh.js'
 import { Sandbox } from '../test/sandbox/index.js'
 
 const args = process.argv.slice(2)
@@ -237,20 +237,7 @@ async function main(): Promise<void> {
     if (seeded.code !== 0) throw new Error(`akm-access ssh failed: ${seeded.stderr}`)
     const knownHosts = join(env.HOME!, '.config', 'akm-access', 'known_hosts')
     const alias = readFileSync(knownHosts, 'utf8').split(' ')[0]!
-    const base = [
-      '-i',
-      sandbox.userKeyPath,
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      `HostKeyAlias=${alias}`,
-      '-o',
-      'LogLevel=ERROR',
-    ]
+    const base = ['-i', sandbox.userKeyPath, ...strictHostKeyOptions(knownHosts, alias)]
 
     log(`writing ${sizeMiB} MiB of random data (local and in the pod's /work)…`)
     const local = join(dir, 'up.bin')
