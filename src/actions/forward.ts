@@ -14,7 +14,7 @@ import { shellQuote } from '../ssh/ssh-config-file.js'
 import type { TargetOptions } from '../target/find-target.js'
 import { type FollowerEvent, PodFollower } from '../target/pod-follower.js'
 import { type Io, say } from '../terminal/io.js'
-import { type ForwardEvent, startLocalForward } from '../tunnel/local-forward.js'
+import { type ForwardEvent, type LocalForward, startLocalForward } from '../tunnel/local-forward.js'
 import { openFollowedStream } from './pod-tunnel.js'
 
 export interface ForwardOptions {
@@ -87,31 +87,14 @@ export async function runForward(
       const cut = forward.dropConnections((target) => pods.includes(target.podName))
       if (cut > 0) log.line(`cut ${plural(cut, 'connection')} to ${pods.join(', ')} (gone)`)
     }
-    try {
-      follower.startResync()
-      if (forward.fellBack && options.localPort !== 0) {
-        say(io, `port ${options.localPort} is busy; forwarding from ${forward.port} instead`)
-      }
-      io.stdout.write(
-        `Forwarding from 127.0.0.1:${forward.port} -> ${first.pod.name}:${options.remotePort} ` +
-          `(follows the management pod; Ctrl-C to stop)\n`,
-      )
-      if (options.remotePort === 22) {
-        const alias = hostKeyAlias(client.connection.cluster.server, namespace, first.pod.workload)
-        sayHowToConnect(
-          io,
-          forward.port,
-          alias,
-          options,
-          'akm-access password; for a plain "ssh akamas", scp, rsync and VS Code: akm-access ssh-config --write',
-        )
-      }
-      if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }))
-      log.verbose(`stopping: closing ${plural(forward.activeConnections, 'connection')}`)
-      return 0
-    } finally {
-      await forward.close()
-    }
+    follower.startResync()
+    return await serveUntilStopped(forward, options, io, stop, log, {
+      target: first.pod.name,
+      note: 'follows the management pod',
+      hostKeyAlias: hostKeyAlias(client.connection.cluster.server, namespace, first.pod.workload),
+      passwordNote:
+        'akm-access password; for a plain "ssh akamas", scp, rsync and VS Code: akm-access ssh-config --write',
+    })
   } catch (error) {
     // Ctrl-C while waiting for the first pod: a normal end, not an error.
     if (stop.aborted) return 0
@@ -121,14 +104,49 @@ export async function runForward(
   }
 }
 
-function sayHowToConnect(io: Io, port: number, alias: string, options: ForwardOptions, passwordNote: string): void {
-  const knownHosts = options.knownHostsFile ?? defaultKnownHostsPath(io.env, io.env.HOME || homedir())
-  say(
-    io,
-    `Connect with: ssh -p ${port} -o HostKeyAlias=${alias} ` +
-      `-o UserKnownHostsFile=${shellQuote(knownHosts)} ${options.user}@127.0.0.1\n` +
-      `(password: ${passwordNote})`,
-  )
+/** What the "Forwarding from" lines say about the far end: its name, how it is reached, how to log in. */
+interface Announcement {
+  target: string
+  note: string
+  hostKeyAlias: string
+  passwordNote: string
+}
+
+/**
+ * The end both backends share: say where the tunnel goes (and, for sshd, how to connect), serve until `stop`, then
+ * close the listener and every connection.
+ */
+async function serveUntilStopped(
+  forward: LocalForward,
+  options: ForwardOptions,
+  io: Io,
+  stop: AbortSignal,
+  log: EventLog,
+  announcement: Announcement,
+): Promise<number> {
+  try {
+    if (forward.fellBack && options.localPort !== 0) {
+      say(io, `port ${options.localPort} is busy; forwarding from ${forward.port} instead`)
+    }
+    io.stdout.write(
+      `Forwarding from 127.0.0.1:${forward.port} -> ${announcement.target}:${options.remotePort} ` +
+        `(${announcement.note}; Ctrl-C to stop)\n`,
+    )
+    if (options.remotePort === 22) {
+      const knownHosts = options.knownHostsFile ?? defaultKnownHostsPath(io.env, io.env.HOME || homedir())
+      say(
+        io,
+        `Connect with: ssh -p ${forward.port} -o HostKeyAlias=${announcement.hostKeyAlias} ` +
+          `-o UserKnownHostsFile=${shellQuote(knownHosts)} ${options.user}@127.0.0.1\n` +
+          `(password: ${announcement.passwordNote})`,
+      )
+    }
+    if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }))
+    log.verbose(`stopping: closing ${plural(forward.activeConnections, 'connection')}`)
+    return 0
+  } finally {
+    await forward.close()
+  }
 }
 
 /**
@@ -168,29 +186,20 @@ async function forwardToContainer(
         if (!(stop.aborted && event.kind === 'error')) log.connection(event)
       },
     })
-    try {
-      if (forward.fellBack && options.localPort !== 0) {
-        say(io, `port ${options.localPort} is busy; forwarding from ${forward.port} instead`)
-      }
-      const via = first.via.kind === 'address' ? `${first.via.address}` : 'the Docker engine'
-      io.stdout.write(
-        `Forwarding from 127.0.0.1:${forward.port} -> ${target.name}:${options.remotePort} ` +
-          `(through ${via}; follows the management container; Ctrl-C to stop)\n`,
-      )
-      if (options.remotePort === 22) {
-        sayHowToConnect(io, forward.port, target.hostKeyAlias, options, 'akm-access password --docker')
-      }
-      if (!stop.aborted) await new Promise((resolve) => stop.addEventListener('abort', resolve, { once: true }))
-      log.verbose(`stopping: closing ${plural(forward.activeConnections, 'connection')}`)
-      return 0
-    } finally {
-      await forward.close()
-    }
+    const via = first.via.kind === 'address' ? `${first.via.address}` : 'the Docker engine'
+    return await serveUntilStopped(forward, options, io, stop, log, {
+      target: target.name,
+      note: `through ${via}; follows the management container`,
+      hostKeyAlias: target.hostKeyAlias,
+      passwordNote: 'akm-access password --docker',
+    })
   } catch (error) {
     if (stop.aborted) return 0
     throw error
   }
 }
+
+type EventLog = ReturnType<typeof eventLog>
 
 function eventLog(io: Io, verbose: boolean) {
   const line = (text: string) => say(io, `${new Date().toISOString().slice(11, 19)} ${text}`)
