@@ -72,7 +72,7 @@ export function wasOpenedAhead(socket: object | null | undefined): boolean {
   return socket != null && handedOut.has(socket)
 }
 
-/** Closes every parked connection (a client that is done, or a test that starts afresh). */
+/** Closes every parked connection (for tests, which start each case afresh). */
 export function closeParkedConnections(): void {
   for (const entry of [...parked]) entry.drop()
 }

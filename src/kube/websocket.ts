@@ -14,16 +14,12 @@ import { errorFromResponse, errorFromTransport, KubeApiError, RequestTimeoutErro
 import type { KubeClient, KubeTransport } from './client.js'
 import type { QueryParams } from './types.js'
 
-let wsLibrary: Promise<typeof import('ws')> | undefined
-/** ws, imported once (~20 ms of CPU): preloadWebSocket starts it while the API requests are on the network. */
-function loadWs(): Promise<typeof import('ws')> {
-  wsLibrary ??= import('ws')
-  return wsLibrary
-}
-
-/** Starts importing the WebSocket library now (failures surface where it is used). */
+/**
+ * Starts importing ws (~20 ms of CPU) now, while the requests that find the pod are on the network. Node's module
+ * cache makes the later `import('ws')` the same load; a failure surfaces there.
+ */
 export function preloadWebSocket(): void {
-  loadWs().catch(() => {})
+  import('ws').catch(() => {})
 }
 
 export interface OpenedWebSocket {
@@ -55,7 +51,7 @@ export async function openWebSocket(
   protocols: readonly string[],
   options: OpenWebSocketOptions = {},
 ): Promise<OpenedWebSocket> {
-  const { WebSocket: WebSocketClass } = await loadWs()
+  const { WebSocket: WebSocketClass } = await import('ws')
   let refreshed = false
   for (;;) {
     const transport = await client.transport()

@@ -9,20 +9,12 @@ import { AccessError, ExitCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { type RemoteSession, type SessionEnd, signalExitCode, type TerminalSize } from '../session/remote-session.js'
 
-const importSsh2 = () => import('ssh2')
-let ssh2Library: ReturnType<typeof importSsh2> | undefined
 /**
- * ssh2, imported once. Its import costs ~45 ms of CPU: callers start it early (preloadSsh2) so that it runs while
- * the API requests are on the network instead of after them.
+ * Starts importing ssh2 (~45 ms of CPU) now, so that it runs while the API requests are on the network instead of
+ * after them. Node's module cache makes the later `import('ssh2')` the same load; a failure surfaces there.
  */
-function loadSsh2(): ReturnType<typeof importSsh2> {
-  ssh2Library ??= importSsh2()
-  return ssh2Library
-}
-
-/** Starts importing ssh2 now (failures surface where it is used). */
 export function preloadSsh2(): void {
-  loadSsh2().catch(() => {})
+  import('ssh2').catch(() => {})
 }
 
 export interface SshCredentials {
@@ -52,7 +44,7 @@ export interface SshConnection {
 }
 
 export async function connectSsh(options: SshConnectOptions): Promise<SshConnection> {
-  const { Client } = (await loadSsh2()).default
+  const { Client } = (await import('ssh2')).default
   const client: Client = new Client()
   const { credentials } = options
   const tried: string[] = []
@@ -153,7 +145,7 @@ export async function fetchHostKey(
   sock: Duplex,
   options: { timeoutMs: number; logger?: Logger | undefined },
 ): Promise<Buffer> {
-  const { Client } = (await loadSsh2()).default
+  const { Client } = (await import('ssh2')).default
   const client: Client = new Client()
   let offered: Buffer | undefined
   return new Promise<Buffer>((resolve, reject) => {
@@ -335,7 +327,7 @@ export type KeyCheck =
  * RSA and EC keys, as some tools store them) into PKCS#1/SEC1 PEM, and telling an encrypted key from a broken one.
  */
 export async function preparePrivateKey(key: string, passphrase: string | undefined): Promise<KeyCheck> {
-  const { utils } = (await loadSsh2()).default
+  const { utils } = (await import('ssh2')).default
   const parsed = utils.parseKey(key, passphrase)
   if (!(parsed instanceof Error)) return { ok: true, key }
   if (/no passphrase given/i.test(parsed.message))
